@@ -1,0 +1,13 @@
+import type { HeraldEvent, Subscription } from '../domain/model.ts';
+
+export interface Rendered {
+  body: string;
+  /** Herald's own headers for this attempt; they win over a subscription's custom headers. */
+  headers: Record<string, string>;
+}
+
+/** How a dialect turns an event into the body and signature headers of one attempt. */
+export interface Envelope {
+  /** `secrets` are the subscription's valid secrets in plain text, current first. */
+  render(event: HeraldEvent, subscription: Subscription, secrets: string[], nowMs: number): Rendered;
+}

@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AuthError, NotFoundError, UnprocessableError, ValidationError } from '../../domain/errors.ts';
+import { unknownFilters } from '../../domain/eventTypes.ts';
+import type { DeliveryId, SubscriptionId } from '../../domain/ids.ts';
+import type { StoredSecret, Subscription, Tenant } from '../../domain/model.ts';
+import { bearer, errorHandler, nativeError } from '../../http/errors.ts';
+import type { Services } from '../../http/services.ts';
+import { objectBody, onlyKeys, optBool, optString, optStringArray, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
+import { attemptView, deliveryView, page } from '../../http/views.ts';
+import { hashToken } from '../../secrets.ts';
+
+const FILTER_RE = /^(\*|[A-Za-z][A-Za-z0-9_]{0,63})\.(\*|[A-Za-z][A-Za-z0-9_]{0,63})$/;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export const endpointView = (s: Subscription) => ({
+  id: s.id, url: s.url, description: s.description, filters: s.filters, paused: s.paused, status: s.status,
+  created_at: iso(s.createdAt), updated_at: iso(s.updatedAt),
+});
+
+export const newStandardSecret = () => 'whsec_' + randomBytes(32).toString('base64');
+
+const tenants = new WeakMap<FastifyRequest, Tenant>();
+
+/** The tenant's own API: endpoints signed the Standard Webhooks way. */
+export function nativeRoutes(s: Services) {
+  const tenantOf = (req: FastifyRequest) => tenants.get(req)!;
+
+  const checkUrl = async (url: string) => {
+    const why = await s.guard.checkUrl(url);
+    if (why === 'must be an absolute http(s) URL') throw new ValidationError('url', why);
+    if (why) throw new UnprocessableError('url', why);
+  };
+
+  const checkFilters = async (filters: string[]) => {
+    filters.forEach((f, i) => {
+      if (!FILTER_RE.test(f)) throw new ValidationError(`filters[${i}]`, 'must be Entity.Event (either side may be *)');
+    });
+    const unknown = unknownFilters(filters, await s.store.listEventTypes());
+    if (unknown.length) throw new UnprocessableError('filters', `match no event in the catalog: ${unknown.join(', ')}`);
+  };
+
+  const owned = async (req: FastifyRequest<{ Params: { id: string } }>): Promise<Subscription> => {
+    const sub = await s.store.getSubscription(tenantOf(req).id, req.params.id, 'native');
+    if (!sub) throw new NotFoundError('endpoint');
+    return sub;
+  };
+
+  /** The fields a PUT (whole) or PATCH (partial) may set, validated. */
+  const parseChange = async (body: unknown, whole: boolean) => {
+    const o = objectBody(body);
+    onlyKeys(o, ['url', 'description', 'filters', 'paused']);
+    const url = whole ? reqString(o, 'url', { max: 2000 }) : optString(o, 'url', { min: 1, max: 2000 });
+    if (url !== undefined) await checkUrl(url);
+    const filters = optStringArray(o, 'filters', { maxItems: 200 });
+    if (filters) await checkFilters(filters);
+    const description = optString(o, 'description', { max: 1000 });
+    const paused = optBool(o, 'paused');
+    if (!whole) return { url, description, filters, paused };
+    return { url, description: description ?? '', filters: filters ?? [], paused: paused ?? false };
+  };
+
+  return async function (app: FastifyInstance): Promise<void> {
+    app.setErrorHandler(errorHandler(nativeError));
+    app.addHook('onRequest', async (req) => {
+      const token = bearer(req);
+      if (!token) throw new AuthError('an Authorization: Bearer header with the api_token is required');
+      const t = await s.store.tenantByApiTokenHash(hashToken(token));
+      if (!t) throw new AuthError('the api_token is not valid');
+      tenants.set(req, t);
+    });
+
+    app.post('/endpoints', async (req, reply) => {
+      const c = await parseChange(req.body, true);
+      const secret = newStandardSecret();
+      const sub = await s.store.createSubscription({
+        tenantId: tenantOf(req).id, dialect: 'native', url: c.url!, description: c.description!, filters: c.filters!,
+        paused: c.paused!, enabled: true, status: 'active', secrets: [{ enc: s.box.seal(secret), expiresAt: null }],
+        headers: {}, properties: {},
+      });
+      return reply.status(201).send({ ...endpointView(sub), secret });
+    });
+
+    app.get('/endpoints', async (req) => ({ data: (await s.store.listSubscriptions(tenantOf(req).id, 'native')).map(endpointView) }));
+
+    app.get<{ Params: { id: string } }>('/endpoints/:id', async (req) => endpointView(await owned(req)));
+
+    const change = (whole: boolean) => async (req: FastifyRequest<{ Params: { id: string } }>) => {
+      const sub = await owned(req);
+      const c = await parseChange(req.body, whole);
+      const patch: Partial<Subscription> = {};
+      for (const k of ['url', 'description', 'filters', 'paused'] as const) if (c[k] !== undefined) (patch as Obj)[k] = c[k];
+      // Unpausing is how an endpoint disabled by a 410 Gone is turned back on.
+      if (c.paused === false) patch.status = 'active';
+      const updated = await s.store.updateSubscription(sub.tenantId, sub.id, patch);
+      if (!updated) throw new NotFoundError('endpoint');
+      if (sub.paused && !updated.paused) s.wake();
+      return endpointView(updated);
+    };
+    app.patch<{ Params: { id: string } }>('/endpoints/:id', change(false));
+    app.put<{ Params: { id: string } }>('/endpoints/:id', change(true));
+
+    app.delete<{ Params: { id: string } }>('/endpoints/:id', async (req, reply) => {
+      const sub = await owned(req);
+      await s.store.deleteSubscription(sub.tenantId, sub.id);
+      return reply.status(204).send();
+    });
+
+    app.post<{ Params: { id: string } }>('/endpoints/:id/rotate-secret', async (req) => {
+      const sub = await owned(req);
+      const now = Date.now();
+      const grace = now + s.config.secretRotationGraceSeconds * 1000;
+      const secret = newStandardSecret();
+      const kept: StoredSecret[] = sub.secrets
+        .filter((x) => x.expiresAt === null || x.expiresAt > now)
+        .map((x) => ({ enc: x.enc, expiresAt: x.expiresAt === null ? grace : Math.min(x.expiresAt, grace) }));
+      const updated = await s.store.updateSubscription(sub.tenantId, sub.id, { secrets: [{ enc: s.box.seal(secret), expiresAt: null }, ...kept] });
+      if (!updated) throw new NotFoundError('endpoint');
+      return { secret, previous_secrets_valid_until: kept.length ? iso(grace) : null };
+    });
+
+    app.get<{ Params: { id: string } }>('/endpoints/:id/deliveries', async (req) => {
+      const sub = await owned(req);
+      const q = (req.query ?? {}) as Obj;
+      const limit = queryInt(q, 'limit', 50, 1, 500);
+      const items = await s.store.listDeliveries({ subscriptionId: sub.id, before: queryString(q, 'cursor') as DeliveryId | undefined, limit });
+      return page(items, limit, deliveryView);
+    });
+
+    app.get<{ Params: { id: string; did: string } }>('/endpoints/:id/deliveries/:did', async (req) => {
+      const sub = await owned(req);
+      const d = await s.store.getDelivery(req.params.did);
+      if (!d || d.subscriptionId !== sub.id) throw new NotFoundError('delivery');
+      return { ...deliveryView(d), attempt_log: (await s.store.listAttempts(d.id)).map(attemptView) };
+    });
+
+    app.get<{ Params: { id: string } }>('/endpoints/:id/attempts', async (req) => {
+      const sub = await owned(req);
+      const q = (req.query ?? {}) as Obj;
+      const limit = queryInt(q, 'limit', 50, 1, 500);
+      const cursor = queryString(q, 'cursor');
+      if (cursor !== undefined && !/^\d+$/.test(cursor)) throw new ValidationError('cursor', 'must be a cursor from an earlier page');
+      const items = await s.store.listAttemptsBySubscription(sub.id as SubscriptionId, cursor === undefined ? null : Number(cursor), limit);
+      return page(items, limit, attemptView);
+    });
+  };
+}

@@ -1,0 +1,45 @@
+// One error type per failure a caller can act on. Each dialect renders them in its own shape.
+
+export class ValidationError extends Error {
+  readonly field: string;
+  readonly status: number;
+  constructor(field: string, message: string, status = 400) {
+    super(message);
+    this.name = 'ValidationError';
+    this.field = field;
+    this.status = status;
+  }
+}
+
+/** The input is well-formed but names something Herald does not know (an event type, say). */
+export class UnprocessableError extends ValidationError {
+  constructor(field: string, message: string) {
+    super(field, message, 422);
+    this.name = 'UnprocessableError';
+  }
+}
+
+export class NotFoundError extends Error {
+  readonly resource: string;
+  constructor(resource: string) {
+    super(`${resource} not found`);
+    this.name = 'NotFoundError';
+    this.resource = resource;
+  }
+}
+
+export class AuthError extends Error {
+  readonly reason: string;
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'AuthError';
+    this.reason = reason;
+  }
+}
+
+export class ConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConflictError';
+  }
+}

@@ -1,0 +1,38 @@
+import { randomBytes } from 'node:crypto';
+
+// Branded ids: a SubscriptionId cannot be passed where an EventId is wanted.
+export type TenantId = string & { readonly __brand: 'TenantId' };
+export type SubscriptionId = string & { readonly __brand: 'SubscriptionId' };
+export type EventId = string & { readonly __brand: 'EventId' };
+export type DeliveryId = string & { readonly __brand: 'DeliveryId' };
+
+let lastMs = 0;
+let seq = 0;
+
+/**
+ * UUID version 7: time-ordered, so ids sort by creation and paging by id is
+ * paging by time. A 12-bit counter keeps ids made in the same millisecond ordered.
+ */
+export function uuidv7(now = Date.now()): string {
+  if (now <= lastMs) {
+    seq++;
+    if (seq > 0xfff) { lastMs++; seq = 0; }
+    now = lastMs;
+  } else {
+    lastMs = now;
+    seq = 0;
+  }
+  const b = randomBytes(16);
+  b.writeUIntBE(now, 0, 6);
+  b[6] = 0x70 | (seq >> 8);
+  b[7] = seq & 0xff;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(s: unknown): s is string {
+  return typeof s === 'string' && UUID_RE.test(s);
+}

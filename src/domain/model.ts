@@ -1,0 +1,145 @@
+import type { DeliveryId, EventId, SubscriptionId, TenantId } from './ids.ts';
+import type { DeliveryState, Dialect, ErrorKind } from './states.ts';
+
+export interface Tenant {
+  id: TenantId;
+  /** A small integer per tenant, for dialects whose ids are numbers. */
+  number: number;
+  name: string;
+  clientId: string;
+  createdAt: number;
+}
+
+export interface TenantCredentialHashes {
+  clientSecretHash: string;
+  subscriptionKeyHash: string;
+  apiTokenHash: string;
+}
+
+/** A signing secret as stored: encrypted, with the time it stops signing (null: current). */
+export interface StoredSecret {
+  enc: string;
+  expiresAt: number | null;
+}
+
+export interface Subscription {
+  id: SubscriptionId;
+  tenantId: TenantId;
+  dialect: Dialect;
+  url: string;
+  description: string;
+  filters: string[];
+  /** Paused: deliveries are created but held until it is unpaused. */
+  paused: boolean;
+  /** Not enabled: no deliveries are created for it at all (an unverified subscription, say). */
+  enabled: boolean;
+  /** Dialect-visible state: active, disabled, pending, verified, unreachable... */
+  status: string;
+  secrets: StoredSecret[];
+  headers: Record<string, string>;
+  properties: Record<string, string>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewSubscription {
+  tenantId: TenantId;
+  dialect: Dialect;
+  url: string;
+  description: string;
+  filters: string[];
+  paused: boolean;
+  enabled: boolean;
+  status: string;
+  secrets: StoredSecret[];
+  headers: Record<string, string>;
+  properties: Record<string, string>;
+}
+
+export type SubscriptionPatch = Partial<Pick<Subscription, 'url' | 'description' | 'filters' | 'paused' | 'enabled' | 'status' | 'secrets' | 'headers' | 'properties'>>;
+
+export interface HeraldEvent {
+  id: EventId;
+  tenantId: TenantId;
+  entity: string;
+  event: string;
+  entityId: string;
+  entityUri: string | null;
+  parentType: string | null;
+  parentId: string | null;
+  data: Record<string, unknown>;
+  occurredAt: number;
+  createdAt: number;
+  idempotencyKey: string | null;
+}
+
+export type NewEvent = Omit<HeraldEvent, 'id' | 'createdAt'>;
+
+export interface PublishResult {
+  event: HeraldEvent;
+  deliveries: number;
+  /** True when an earlier publish with the same idempotency key is being returned. */
+  duplicate: boolean;
+}
+
+export interface Delivery {
+  id: DeliveryId;
+  tenantId: TenantId;
+  eventId: EventId;
+  subscriptionId: SubscriptionId;
+  status: DeliveryState;
+  attempts: number;
+  nextAttemptAt: number | null;
+  /** True while a dispatcher holds the lease. */
+  inFlight: boolean;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface Attempt {
+  id: number;
+  deliveryId: DeliveryId;
+  attemptNo: number;
+  startedAt: number;
+  durationMs: number;
+  statusCode: number | null;
+  errorKind: ErrorKind | null;
+  error: string | null;
+  responseBody: string | null;
+}
+
+/** What the dispatcher gets for a claimed delivery: everything needed to send it. */
+export interface ClaimedDelivery {
+  delivery: Delivery;
+  leaseToken: string;
+  event: HeraldEvent;
+  subscription: Subscription;
+}
+
+export interface AttemptRecord {
+  startedAt: number;
+  durationMs: number;
+  statusCode: number | null;
+  errorKind: ErrorKind | null;
+  error: string | null;
+  responseBody: string | null;
+}
+
+export type Outcome =
+  | { kind: 'succeeded' }
+  | { kind: 'retry'; at: number }
+  | { kind: 'failed' }
+  /** The receiver answered 410 Gone: the delivery fails and the subscription is disabled. */
+  | { kind: 'gone' };
+
+export interface DeliveryFilter {
+  tenantId?: TenantId;
+  subscriptionId?: SubscriptionId;
+  eventId?: EventId;
+  status?: DeliveryState;
+  /** Page newest first: only ids older than this one. */
+  before?: DeliveryId;
+  limit: number;
+}

@@ -1,0 +1,64 @@
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.ts';
+import { ENVELOPES } from './dialects/index.ts';
+import { DEFAULT_CATALOG } from './domain/eventTypes.ts';
+import { AddressGuard } from './dispatch/addressGuard.ts';
+import { Dispatcher } from './dispatch/dispatcher.ts';
+import { Sender } from './dispatch/sender.ts';
+import { buildApp } from './http/app.ts';
+import { SecretBox } from './secrets.ts';
+import { openStore, storeOptions } from './store/open.ts';
+import type { SqlStore } from './store/sqlStore.ts';
+
+export const VERSION = '0.1.0';
+
+export function makeLogger(level: string): Logger {
+  return pino({ level, redact: ['req.headers.authorization', 'req.headers["ocp-apim-subscription-key"]', '*.secret', '*.client_secret'] });
+}
+
+/** One Herald process: store, dispatcher and HTTP API. */
+export class Herald {
+  readonly config: Config;
+  readonly log: Logger;
+  store!: SqlStore;
+  dispatcher!: Dispatcher;
+  app!: FastifyInstance;
+  private sender!: Sender;
+  url = '';
+
+  constructor(config: Config, log?: Logger) {
+    this.config = config;
+    this.log = log ?? makeLogger(config.logLevel);
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.store = await openStore({ ...storeOptions(c), onListenError: (err) => this.log.warn({ err }, 'LISTEN connection lost; polling until it is back') });
+    const applied = await this.store.migrate();
+    if (applied.length) this.log.info({ applied }, 'applied migrations');
+    await this.store.seedEventTypes(DEFAULT_CATALOG);
+    const box = new SecretBox(c.secretKey);
+    const guard = new AddressGuard(c.allowPrivateNetworks);
+    this.sender = new Sender(guard, c.requestTimeoutMs, c.maxInFlightPerEndpoint);
+    this.dispatcher = new Dispatcher({
+      store: this.store, sender: this.sender, box, envelopes: ENVELOPES, log: this.log,
+      retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },
+      leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs, claimBatch: c.claimBatch,
+      maxInFlight: c.maxInFlight, maxInFlightPerEndpoint: c.maxInFlightPerEndpoint, userAgent: `Herald/${VERSION}`,
+    });
+    await this.store.listen(this.dispatcher.wake);
+    this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake }, this.log);
+    this.dispatcher.start();
+    this.url = await this.app.listen({ host: c.host, port: c.port });
+    this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');
+  }
+
+  /** Stops taking requests and claiming, lets in-flight attempts finish (bounded), closes the store. */
+  async stop(): Promise<void> {
+    await this.app?.close();
+    await this.dispatcher?.stop(this.config.shutdownGraceMs);
+    await this.sender?.close();
+    await this.store?.close();
+  }
+}

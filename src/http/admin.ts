@@ -1,0 +1,171 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AuthError, ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../domain/errors.ts';
+import { NAME_RE, typeName } from '../domain/eventTypes.ts';
+import { isUuid, type DeliveryId, type EventId, type SubscriptionId, type TenantId } from '../domain/ids.ts';
+import type { NewEvent } from '../domain/model.ts';
+import { DELIVERY_STATES, type DeliveryState } from '../domain/states.ts';
+import { hashToken, randomToken, safeEqual } from '../secrets.ts';
+import { bearer, errorHandler, nativeError } from './errors.ts';
+import type { Services } from './services.ts';
+import { objectBody, onlyKeys, optId, optObject, optString, queryInt, queryString, reqString, type Obj } from './validate.ts';
+import { attemptView, deliveryView, eventView, page, tenantView } from './views.ts';
+
+const EVENT_KEYS = ['tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'idempotency_key'];
+const MAX_BATCH = 1000;
+
+function parseOccurredAt(o: Obj, prefix: string): number {
+  const v = o.occurred_at;
+  const field = prefix ? `${prefix}.occurred_at` : 'occurred_at';
+  if (v === undefined || v === null) return Date.now();
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 1e11) return Math.round(v * 1000);
+  if (typeof v === 'string') {
+    const ms = Date.parse(v);
+    if (/^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(ms)) return ms;
+  }
+  throw new ValidationError(field, 'must be an ISO-8601 date-time or unix seconds');
+}
+
+/** One published event from its JSON; `prefix` names its place in a batch. */
+export function parseEvent(raw: unknown, prefix = ''): NewEvent {
+  const o = objectBody(raw, prefix || 'body');
+  onlyKeys(o, EVENT_KEYS, prefix);
+  const name = { max: 64, pattern: NAME_RE, patternMessage: 'must be a name of letters, digits and underscores', prefix };
+  const data = optObject(o, 'data', prefix) ?? {};
+  if (JSON.stringify(data).length > 256 * 1024) throw new ValidationError(prefix ? `${prefix}.data` : 'data', 'must be at most 256 KB of JSON');
+  return {
+    tenantId: reqString(o, 'tenant_id', { max: 64, prefix }) as TenantId,
+    entity: reqString(o, 'entity', name),
+    event: reqString(o, 'event', name),
+    entityId: (optId(o, 'entity_id', prefix) ?? (() => { throw new ValidationError(prefix ? `${prefix}.entity_id` : 'entity_id', 'is required'); })()),
+    entityUri: optString(o, 'entity_uri', { max: 2000, prefix }) ?? null,
+    parentType: optString(o, 'parent_type', { ...name, min: 1 }) ?? null,
+    parentId: optId(o, 'parent_id', prefix) ?? null,
+    data,
+    occurredAt: parseOccurredAt(o, prefix),
+    idempotencyKey: optString(o, 'idempotency_key', { min: 1, max: 200, prefix }) ?? null,
+  };
+}
+
+export function adminRoutes(s: Services) {
+  const checkCatalog = async (events: NewEvent[], prefixOf: (i: number) => string) => {
+    const known = new Set((await s.store.listEventTypes()).map((t) => typeName(t.entity, t.event)));
+    events.forEach((e, i) => {
+      const name = typeName(e.entity, e.event);
+      if (!known.has(name)) throw new UnprocessableError(prefixOf(i) ? `${prefixOf(i)}.event` : 'event', `${name} is not in the event catalog`);
+    });
+  };
+
+  const publishView = (r: { event: Parameters<typeof eventView>[0]; deliveries: number; duplicate: boolean }) => ({ ...eventView(r.event), deliveries: r.deliveries, duplicate: r.duplicate });
+
+  return async function (app: FastifyInstance): Promise<void> {
+    app.setErrorHandler(errorHandler(nativeError));
+    app.addHook('onRequest', async (req: FastifyRequest) => {
+      const token = bearer(req);
+      if (!token) throw new AuthError('an Authorization: Bearer header with the admin token is required');
+      if (!safeEqual(token, s.config.adminToken)) throw new AuthError('the admin token is not valid');
+    });
+
+    app.post('/tenants', async (req, reply) => {
+      const o = objectBody(req.body);
+      onlyKeys(o, ['name']);
+      const name = reqString(o, 'name', { max: 200 });
+      const credentials = {
+        client_id: randomToken('hcl_', 16),
+        client_secret: randomToken('hcs_', 32),
+        subscription_key: randomToken('', 16).replace(/[-_]/g, 'x'),
+        api_token: randomToken('hat_', 32),
+      };
+      const t = await s.store.createTenant(name, credentials.client_id, {
+        clientSecretHash: hashToken(credentials.client_secret),
+        subscriptionKeyHash: hashToken(credentials.subscription_key),
+        apiTokenHash: hashToken(credentials.api_token),
+      });
+      return reply.status(201).send({ ...tenantView(t), credentials });
+    });
+
+    app.get('/tenants', async () => ({ data: (await s.store.listTenants()).map(tenantView) }));
+
+    app.get<{ Params: { id: string } }>('/tenants/:id', async (req) => {
+      const t = await s.store.getTenant(req.params.id);
+      if (!t) throw new NotFoundError('tenant');
+      return tenantView(t);
+    });
+
+    app.delete<{ Params: { id: string } }>('/tenants/:id', async (req, reply) => {
+      if (!(await s.store.deleteTenant(req.params.id))) throw new NotFoundError('tenant');
+      return reply.status(204).send();
+    });
+
+    app.get('/event-types', async () => ({
+      data: (await s.store.listEventTypes()).map((t) => ({ type: typeName(t.entity, t.event), ...t })),
+    }));
+
+    app.post('/event-types', async (req, reply) => {
+      const o = objectBody(req.body);
+      onlyKeys(o, ['entity', 'event', 'description']);
+      const name = { max: 64, pattern: NAME_RE, patternMessage: 'must be a name of letters, digits and underscores' };
+      const t = { entity: reqString(o, 'entity', name), event: reqString(o, 'event', name), description: optString(o, 'description', { max: 500 }) ?? '' };
+      const created = await s.store.putEventType(t);
+      return reply.status(created ? 201 : 200).send({ type: typeName(t.entity, t.event), ...t });
+    });
+
+    app.post('/events', async (req, reply) => {
+      const e = parseEvent(req.body);
+      await checkCatalog([e], () => '');
+      const [r] = await s.store.publish([e]);
+      s.wake();
+      return reply.status(202).send(publishView(r!));
+    });
+
+    app.post('/events/batch', { bodyLimit: 64 * 1024 * 1024 }, async (req, reply) => {
+      const o = objectBody(req.body);
+      onlyKeys(o, ['events']);
+      const list = o.events;
+      if (!Array.isArray(list) || list.length === 0) throw new ValidationError('events', 'must be a non-empty array');
+      if (list.length > MAX_BATCH) throw new ValidationError('events', `must hold at most ${MAX_BATCH} events`);
+      const events = list.map((e, i) => parseEvent(e, `events[${i}]`));
+      await checkCatalog(events, (i) => `events[${i}]`);
+      const results = await s.store.publish(events);
+      s.wake();
+      return reply.status(202).send({ events: results.map(publishView) });
+    });
+
+    app.get<{ Params: { id: string } }>('/events/:id', async (req) => {
+      const e = isUuid(req.params.id) ? await s.store.getEvent(req.params.id) : null;
+      if (!e) throw new NotFoundError('event');
+      const deliveries = await s.store.listDeliveries({ eventId: e.id as EventId, limit: 10_000 });
+      const withAttempts = await Promise.all(deliveries.map(async (d) => ({ ...deliveryView(d), attempt_log: (await s.store.listAttempts(d.id)).map(attemptView) })));
+      return { ...eventView(e), deliveries: withAttempts };
+    });
+
+    app.get('/deliveries', async (req) => {
+      const q = (req.query ?? {}) as Obj;
+      const status = queryString(q, 'status');
+      if (status !== undefined && !DELIVERY_STATES.includes(status as DeliveryState)) throw new ValidationError('status', `must be one of ${DELIVERY_STATES.join(', ')}`);
+      const limit = queryInt(q, 'limit', 50, 1, 500);
+      const items = await s.store.listDeliveries({
+        tenantId: queryString(q, 'tenant_id') as TenantId | undefined,
+        subscriptionId: queryString(q, 'subscription_id') as SubscriptionId | undefined,
+        eventId: queryString(q, 'event_id') as EventId | undefined,
+        status: status as DeliveryState | undefined,
+        before: queryString(q, 'cursor') as DeliveryId | undefined,
+        limit,
+      });
+      return page(items, limit, deliveryView);
+    });
+
+    app.get<{ Params: { id: string } }>('/deliveries/:id', async (req) => {
+      const d = await s.store.getDelivery(req.params.id);
+      if (!d) throw new NotFoundError('delivery');
+      return { ...deliveryView(d), attempt_log: (await s.store.listAttempts(d.id)).map(attemptView) };
+    });
+
+    app.post<{ Params: { id: string } }>('/deliveries/:id/retry', async (req, reply) => {
+      const d = await s.store.retryNow(req.params.id as DeliveryId);
+      if (d === null) throw new NotFoundError('delivery');
+      if (d === 'busy') throw new ConflictError('the delivery is in flight, or its subscription is paused or deleted');
+      s.wake();
+      return reply.status(202).send(deliveryView(d));
+    });
+  };
+}

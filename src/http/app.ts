@@ -1,0 +1,27 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { nativeRoutes } from '../dialects/native/routes.ts';
+import { adminRoutes } from './admin.ts';
+import { errorHandler, nativeError } from './errors.ts';
+import type { Services } from './services.ts';
+
+export function buildApp(s: Services, log: Logger): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log,
+    disableRequestLogging: true,
+    bodyLimit: 1024 * 1024,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  // Form bodies are parsed for the dialects that use them (OAuth token requests).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+  app.setErrorHandler(errorHandler(nativeError));
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(nativeError({ status: 404, code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` }, req)));
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.register(adminRoutes(s), { prefix: '/admin/v1' });
+  app.register(nativeRoutes(s), { prefix: '/api/v1' });
+  return app;
+}

@@ -1,0 +1,14 @@
+import type { Config } from '../config.ts';
+import type { AddressGuard } from '../dispatch/addressGuard.ts';
+import type { SecretBox } from '../secrets.ts';
+import type { Store } from '../store/store.ts';
+
+/** What the HTTP routes are given; nothing below reads the environment. */
+export interface Services {
+  config: Config;
+  store: Store;
+  box: SecretBox;
+  guard: AddressGuard;
+  /** Wakes this process's dispatcher after a publish or a release of held deliveries. */
+  wake: () => void;
+}

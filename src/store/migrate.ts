@@ -1,0 +1,48 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Db } from './db.ts';
+
+const DIRS = {
+  sqlite: new URL('./sqlite/migrations/', import.meta.url),
+  postgres: new URL('./postgres/migrations/', import.meta.url),
+};
+
+export interface Migration { version: number; name: string; sql: string }
+
+export function loadMigrations(engine: Db['engine']): Migration[] {
+  const dir = DIRS[engine].pathname;
+  return readdirSync(dir)
+    .filter((f) => /^\d+_.+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(join(dir, f), 'utf8') }));
+}
+
+/**
+ * Applies the migrations not yet applied, each in its own transaction, under a lock so
+ * two processes starting together do not both apply one. Refuses a schema newer than
+ * this Herald knows. Answers the versions it applied.
+ */
+export async function migrate(db: Db): Promise<number[]> {
+  const migrations = loadMigrations(db.engine);
+  const known = migrations.at(-1)?.version ?? 0;
+  await db.exec('CREATE TABLE IF NOT EXISTS herald_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+  const applied: number[] = [];
+  for (const m of migrations) {
+    const done = await db.tx(async (t) => {
+      if (t.engine === 'postgres') await t.all("SELECT pg_advisory_xact_lock(hashtext('herald_migrate'))");
+      const rows = await t.all<{ version: number }>('SELECT MAX(version) AS version FROM herald_migrations');
+      const current = Number(rows[0]?.version ?? 0);
+      if (current > known) throw new Error(`the database schema is at version ${current}, newer than this Herald knows (${known}); upgrade Herald`);
+      if (m.version <= current) return false;
+      await t.exec(m.sql);
+      await t.run('INSERT INTO herald_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+      return true;
+    });
+    if (done) applied.push(m.version);
+  }
+  if (migrations.length === 0) {
+    const rows = await db.all<{ version: number }>('SELECT MAX(version) AS version FROM herald_migrations');
+    if (Number(rows[0]?.version ?? 0) > known) throw new Error('the database schema is newer than this Herald knows; upgrade Herald');
+  }
+  return applied;
+}

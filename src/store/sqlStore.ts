@@ -1,0 +1,429 @@
+import { randomBytes } from 'node:crypto';
+import type { EventType } from '../domain/eventTypes.ts';
+import { uuidv7, type DeliveryId, type EventId, type SubscriptionId, type TenantId } from '../domain/ids.ts';
+import type {
+  Attempt, AttemptRecord, ClaimedDelivery, Delivery, DeliveryFilter, HeraldEvent, NewEvent, NewSubscription,
+  Outcome, PublishResult, Subscription, SubscriptionPatch, Tenant, TenantCredentialHashes,
+} from '../domain/model.ts';
+import { subscriptionMatches } from '../domain/eventTypes.ts';
+import { UnprocessableError } from '../domain/errors.ts';
+import type { DeliveryState, Dialect, ErrorKind } from '../domain/states.ts';
+import { insertMany, type Db, type Param } from './db.ts';
+import { migrate } from './migrate.ts';
+import type { Store } from './store.ts';
+
+type Row = Record<string, any>;
+
+const tenantOf = (r: Row): Tenant => ({
+  id: r.id, number: Number(r.number), name: r.name, clientId: r.client_id, createdAt: Number(r.created_at),
+});
+
+const subscriptionOf = (r: Row): Subscription => ({
+  id: r.id, tenantId: r.tenant_id, dialect: r.dialect, url: r.url, description: r.description,
+  filters: JSON.parse(r.filters), paused: Boolean(r.paused), enabled: Boolean(r.enabled), status: r.status,
+  secrets: JSON.parse(r.secrets), headers: JSON.parse(r.headers), properties: JSON.parse(r.properties),
+  createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
+});
+
+const eventOf = (r: Row): HeraldEvent => ({
+  id: r.id, tenantId: r.tenant_id, entity: r.entity, event: r.event, entityId: r.entity_id,
+  entityUri: r.entity_uri, parentType: r.parent_type, parentId: r.parent_id, data: JSON.parse(r.data),
+  occurredAt: Number(r.occurred_at), createdAt: Number(r.created_at), idempotencyKey: r.idempotency_key,
+});
+
+function deliveryOf(r: Row, now = Date.now()): Delivery {
+  const leased = r.lease_token !== null && r.status === 'pending' && Number(r.next_attempt_at) > now;
+  return {
+    id: r.id, tenantId: r.tenant_id, eventId: r.event_id, subscriptionId: r.subscription_id,
+    status: r.status as DeliveryState, attempts: Number(r.attempts),
+    nextAttemptAt: r.status === 'pending' && !leased ? Number(r.next_attempt_at) : null,
+    inFlight: leased, lastStatusCode: r.last_status_code === null ? null : Number(r.last_status_code),
+    lastError: r.last_error, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
+  };
+}
+
+const attemptOf = (r: Row): Attempt => ({
+  id: Number(r.id), deliveryId: r.delivery_id, attemptNo: Number(r.attempt_no), startedAt: Number(r.started_at),
+  durationMs: Number(r.duration_ms), statusCode: r.status_code === null ? null : Number(r.status_code),
+  errorKind: r.error_kind as ErrorKind | null, error: r.error, responseBody: r.response_body,
+});
+
+const json = (v: unknown): string => JSON.stringify(v);
+
+/** Herald's storage, one set of statements over either engine. */
+export class SqlStore implements Store {
+  readonly db: Db;
+  readonly engine: Db['engine'];
+  private readonly onListen: ((wake: () => void) => Promise<void>) | null;
+  private readonly notifySql: string | null;
+
+  constructor(db: Db, opts: { listen?: (wake: () => void) => Promise<void>; notifySql?: string } = {}) {
+    this.db = db;
+    this.engine = db.engine;
+    this.onListen = opts.listen ?? null;
+    this.notifySql = opts.notifySql ?? null;
+  }
+
+  migrate(): Promise<number[]> {
+    return migrate(this.db);
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  async listen(wake: () => void): Promise<void> {
+    if (this.onListen) await this.onListen(wake);
+  }
+
+  /** Tells other processes that deliveries became due (no-op on SQLite). */
+  private async notify(t: Db): Promise<void> {
+    if (this.notifySql) await t.all(this.notifySql);
+  }
+
+  // ---- tenants ----
+
+  async createTenant(name: string, clientId: string, h: TenantCredentialHashes): Promise<Tenant> {
+    const id = uuidv7();
+    const now = Date.now();
+    return this.db.tx(async (t) => {
+      const numberSql = t.engine === 'sqlite' ? '(SELECT COALESCE(MAX(number), 0) + 1 FROM tenants)' : 'DEFAULT';
+      const rows = await t.all(
+        `INSERT INTO tenants (id, number, name, client_id, client_secret_hash, subscription_key_hash, api_token_hash, created_at)
+         VALUES ($1, ${numberSql}, $2, $3, $4, $5, $6, $7) RETURNING *`,
+        [id, name, clientId, h.clientSecretHash, h.subscriptionKeyHash, h.apiTokenHash, now],
+      );
+      return tenantOf(rows[0]!);
+    });
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return (await this.db.all('SELECT * FROM tenants ORDER BY created_at, id')).map(tenantOf);
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    const rows = await this.db.all('SELECT * FROM tenants WHERE id = $1', [id]);
+    return rows[0] ? tenantOf(rows[0]) : null;
+  }
+
+  async deleteTenant(id: string): Promise<boolean> {
+    return (await this.db.tx((t) => t.run('DELETE FROM tenants WHERE id = $1', [id]))) > 0;
+  }
+
+  async tenantByApiTokenHash(hash: string): Promise<Tenant | null> {
+    const rows = await this.db.all('SELECT * FROM tenants WHERE api_token_hash = $1', [hash]);
+    return rows[0] ? tenantOf(rows[0]) : null;
+  }
+
+  async tenantBySubscriptionKeyHash(hash: string): Promise<Tenant | null> {
+    const rows = await this.db.all('SELECT * FROM tenants WHERE subscription_key_hash = $1', [hash]);
+    return rows[0] ? tenantOf(rows[0]) : null;
+  }
+
+  async tenantCredentialsByClientId(clientId: string): Promise<(Tenant & TenantCredentialHashes) | null> {
+    const rows = await this.db.all<Row>('SELECT * FROM tenants WHERE client_id = $1', [clientId]);
+    const r = rows[0];
+    if (!r) return null;
+    return { ...tenantOf(r), clientSecretHash: r.client_secret_hash, subscriptionKeyHash: r.subscription_key_hash, apiTokenHash: r.api_token_hash };
+  }
+
+  // ---- catalog ----
+
+  async listEventTypes(): Promise<EventType[]> {
+    return this.db.all<EventType>('SELECT entity, event, description FROM event_types ORDER BY entity, event');
+  }
+
+  async putEventType(e: EventType): Promise<boolean> {
+    return this.db.tx(async (t) => {
+      const changed = await t.run('UPDATE event_types SET description = $3 WHERE entity = $1 AND event = $2', [e.entity, e.event, e.description]);
+      if (changed > 0) return false;
+      await t.run('INSERT INTO event_types (entity, event, description, created_at) VALUES ($1, $2, $3, $4)', [e.entity, e.event, e.description, Date.now()]);
+      return true;
+    });
+  }
+
+  async seedEventTypes(types: readonly EventType[]): Promise<void> {
+    const now = Date.now();
+    await this.db.tx(async (t) => {
+      for (const e of types) {
+        await t.run('INSERT INTO event_types (entity, event, description, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [e.entity, e.event, e.description, now]);
+      }
+    });
+  }
+
+  // ---- subscriptions ----
+
+  async createSubscription(s: NewSubscription): Promise<Subscription> {
+    const now = Date.now();
+    const rows = await this.db.tx((t) => t.all(
+      `INSERT INTO subscriptions (id, tenant_id, dialect, url, description, filters, paused, enabled, status, secrets, headers, properties, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING *`,
+      [uuidv7(now), s.tenantId, s.dialect, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), now],
+    ));
+    return subscriptionOf(rows[0]!);
+  }
+
+  async getSubscription(tenantId: TenantId, id: string, dialect?: Dialect): Promise<Subscription | null> {
+    const rows = await this.db.all(
+      'SELECT * FROM subscriptions WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR dialect = $3)',
+      [id, tenantId, dialect ?? null],
+    );
+    return rows[0] ? subscriptionOf(rows[0]) : null;
+  }
+
+  async listSubscriptions(tenantId: TenantId, dialect: Dialect): Promise<Subscription[]> {
+    const rows = await this.db.all(
+      'SELECT * FROM subscriptions WHERE tenant_id = $1 AND dialect = $2 AND deleted_at IS NULL ORDER BY id', [tenantId, dialect],
+    );
+    return rows.map(subscriptionOf);
+  }
+
+  async updateSubscription(tenantId: TenantId, id: SubscriptionId, patch: SubscriptionPatch): Promise<Subscription | null> {
+    return this.db.tx(async (t) => {
+      const rows = await t.all('SELECT * FROM subscriptions WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL', [id, tenantId]);
+      if (!rows[0]) return null;
+      const old = subscriptionOf(rows[0]);
+      const s: Subscription = { ...old, ...patch, updatedAt: Date.now() };
+      await t.run(
+        `UPDATE subscriptions SET url = $2, description = $3, filters = $4, paused = $5, enabled = $6, status = $7,
+           secrets = $8, headers = $9, properties = $10, updated_at = $11 WHERE id = $1`,
+        [id, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), s.updatedAt],
+      );
+      if (s.paused && !old.paused) await this.holdWaiting(t, id, s.updatedAt);
+      if (!s.paused && old.paused) await this.releaseHeld(t, id, s.updatedAt);
+      return s;
+    });
+  }
+
+  /** Waiting deliveries of a paused subscription are held; one in flight finishes and then sees the pause. */
+  private async holdWaiting(t: Db, id: SubscriptionId, now: number): Promise<void> {
+    await t.run("UPDATE deliveries SET status = 'held', updated_at = $2 WHERE subscription_id = $1 AND status = 'pending'", [id, now]);
+  }
+
+  private async releaseHeld(t: Db, id: SubscriptionId, now: number): Promise<void> {
+    const n = await t.run(
+      `UPDATE deliveries SET status = 'pending', updated_at = $2,
+         next_attempt_at = CASE WHEN lease_token IS NULL THEN $2 ELSE next_attempt_at END
+       WHERE subscription_id = $1 AND status = 'held'`,
+      [id, now],
+    );
+    if (n > 0) await this.notify(t);
+  }
+
+  async deleteSubscription(tenantId: TenantId, id: SubscriptionId): Promise<boolean> {
+    return this.db.tx(async (t) => {
+      const now = Date.now();
+      const n = await t.run('UPDATE subscriptions SET deleted_at = $3, updated_at = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL', [id, tenantId, now]);
+      if (n === 0) return false;
+      await t.run(
+        "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, updated_at = $2 WHERE subscription_id = $1 AND status IN ('pending', 'held')",
+        [id, now],
+      );
+      return true;
+    });
+  }
+
+  // ---- events ----
+
+  async publish(events: NewEvent[]): Promise<PublishResult[]> {
+    try {
+      return await this.publishOnce(events);
+    } catch (err) {
+      // Two concurrent publishes with one idempotency key: the loser retries and finds the winner's event.
+      if ((err as { code?: string }).code === '23505') return this.publishOnce(events);
+      throw err;
+    }
+  }
+
+  private async publishOnce(events: NewEvent[]): Promise<PublishResult[]> {
+    return this.db.tx(async (t) => {
+      const now = Date.now();
+      const results: PublishResult[] = [];
+      const subsByTenant = new Map<string, { id: string; filters: string[]; paused: boolean }[]>();
+      const byKey = new Map<string, PublishResult>();
+      const eventRows: Param[][] = [];
+      const deliveryRows: Param[][] = [];
+      let due = false;
+
+      for (const e of events) {
+        let subs = subsByTenant.get(e.tenantId);
+        if (!subs) {
+          const tenant = await t.all('SELECT id FROM tenants WHERE id = $1', [e.tenantId]);
+          if (tenant.length === 0) throw new UnprocessableError('tenant_id', `tenant ${e.tenantId} does not exist`);
+          const rows = await t.all(
+            'SELECT id, filters, paused FROM subscriptions WHERE tenant_id = $1 AND deleted_at IS NULL AND enabled = TRUE ORDER BY id',
+            [e.tenantId],
+          );
+          subs = rows.map((r) => ({ id: r.id as string, filters: JSON.parse(r.filters as string) as string[], paused: Boolean(r.paused) }));
+          subsByTenant.set(e.tenantId, subs);
+        }
+        if (e.idempotencyKey !== null) {
+          const mapKey = `${e.tenantId}\u0000${e.idempotencyKey}`;
+          const seen = byKey.get(mapKey) ?? (await this.findByIdempotencyKey(t, e.tenantId, e.idempotencyKey));
+          if (seen) {
+            const dup = { ...seen, duplicate: true };
+            results.push(dup);
+            byKey.set(mapKey, dup);
+            continue;
+          }
+        }
+        const ev: HeraldEvent = { ...e, id: uuidv7(now) as EventId, createdAt: now };
+        eventRows.push([ev.id, ev.tenantId, ev.entity, ev.event, ev.entityId, ev.entityUri, ev.parentType, ev.parentId, json(ev.data), ev.occurredAt, now, ev.idempotencyKey]);
+        let n = 0;
+        for (const s of subs) {
+          if (!subscriptionMatches(s.filters, e.entity, e.event)) continue;
+          deliveryRows.push([uuidv7(now), ev.tenantId, ev.id, s.id, s.paused ? 'held' : 'pending', now, now, now]);
+          if (!s.paused) due = true;
+          n++;
+        }
+        const r: PublishResult = { event: ev, deliveries: n, duplicate: false };
+        results.push(r);
+        if (e.idempotencyKey !== null) byKey.set(`${e.tenantId}\u0000${e.idempotencyKey}`, r);
+      }
+      await insertMany(t, 'events', ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'], eventRows);
+      await insertMany(t, 'deliveries', ['id', 'tenant_id', 'event_id', 'subscription_id', 'status', 'next_attempt_at', 'created_at', 'updated_at'], deliveryRows);
+      if (due) await this.notify(t);
+      return results;
+    });
+  }
+
+  private async findByIdempotencyKey(t: Db, tenantId: string, key: string): Promise<PublishResult | null> {
+    const rows = await t.all('SELECT * FROM events WHERE tenant_id = $1 AND idempotency_key = $2', [tenantId, key]);
+    if (!rows[0]) return null;
+    const count = await t.all<{ n: number }>('SELECT COUNT(*) AS n FROM deliveries WHERE event_id = $1', [rows[0].id]);
+    return { event: eventOf(rows[0]), deliveries: Number(count[0]!.n), duplicate: true };
+  }
+
+  async getEvent(id: string): Promise<HeraldEvent | null> {
+    const rows = await this.db.all('SELECT * FROM events WHERE id = $1', [id]);
+    return rows[0] ? eventOf(rows[0]) : null;
+  }
+
+  async listDeliveries(f: DeliveryFilter): Promise<Delivery[]> {
+    const rows = await this.db.all(
+      `SELECT * FROM deliveries
+       WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR subscription_id = $2) AND ($3 IS NULL OR event_id = $3)
+         AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id < $5)
+       ORDER BY id DESC LIMIT $6`,
+      [f.tenantId ?? null, f.subscriptionId ?? null, f.eventId ?? null, f.status ?? null, f.before ?? null, f.limit],
+    );
+    const now = Date.now();
+    return rows.map((r) => deliveryOf(r, now));
+  }
+
+  async getDelivery(id: string): Promise<Delivery | null> {
+    const rows = await this.db.all('SELECT * FROM deliveries WHERE id = $1', [id]);
+    return rows[0] ? deliveryOf(rows[0]) : null;
+  }
+
+  async listAttempts(deliveryId: DeliveryId): Promise<Attempt[]> {
+    return (await this.db.all('SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY id', [deliveryId])).map(attemptOf);
+  }
+
+  async listAttemptsBySubscription(subscriptionId: SubscriptionId, beforeId: number | null, limit: number): Promise<Attempt[]> {
+    const rows = await this.db.all(
+      'SELECT * FROM attempts WHERE subscription_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3',
+      [subscriptionId, beforeId, limit],
+    );
+    return rows.map(attemptOf);
+  }
+
+  async retryNow(id: DeliveryId): Promise<Delivery | null | 'busy'> {
+    return this.db.tx(async (t) => {
+      const now = Date.now();
+      const rows = await t.all(
+        `SELECT d.*, s.paused AS sub_paused, s.deleted_at AS sub_deleted FROM deliveries d
+         JOIN subscriptions s ON s.id = d.subscription_id WHERE d.id = $1`, [id],
+      );
+      const r = rows[0];
+      if (!r) return null;
+      if (r.sub_deleted !== null || r.sub_paused) return 'busy';
+      if (deliveryOf(r, now).inFlight) return 'busy';
+      await t.run(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, lease_token = NULL, updated_at = $2 WHERE id = $1",
+        [id, now],
+      );
+      await this.notify(t);
+      const after = await t.all('SELECT * FROM deliveries WHERE id = $1', [id]);
+      return deliveryOf(after[0]!, now);
+    });
+  }
+
+  // ---- dispatch ----
+
+  async claimDue(limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    const token = randomBytes(12).toString('base64url');
+    return this.db.tx(async (t) => {
+      const now = Date.now();
+      const pick = t.engine === 'postgres'
+        ? `SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`
+        : `SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2`;
+      const claimed = await t.all(
+        `UPDATE deliveries SET next_attempt_at = $3, lease_token = $4, updated_at = $1
+         WHERE id IN (${pick}) RETURNING *`,
+        [now, limit, now + leaseMs, token],
+      );
+      if (claimed.length === 0) return [];
+      const eventIds = [...new Set(claimed.map((r) => r.event_id as string))];
+      const subIds = [...new Set(claimed.map((r) => r.subscription_id as string))];
+      const events = new Map((await t.all(`SELECT * FROM events WHERE ${t.inList('id', 1)}`, [t.list(eventIds)])).map((r) => [r.id, eventOf(r)]));
+      const subs = new Map((await t.all(`SELECT * FROM subscriptions WHERE ${t.inList('id', 1)}`, [t.list(subIds)])).map((r) => [r.id, subscriptionOf(r)]));
+      return claimed.map((r) => ({
+        delivery: deliveryOf(r, now),
+        leaseToken: token,
+        event: events.get(r.event_id)!,
+        subscription: subs.get(r.subscription_id)!,
+      }));
+    });
+  }
+
+  async complete(c: ClaimedDelivery, a: AttemptRecord, outcome: Outcome): Promise<boolean> {
+    return this.db.tx(async (t) => {
+      const now = Date.now();
+      const id = c.delivery.id;
+      const error = a.error ?? (a.statusCode !== null && (a.statusCode < 200 || a.statusCode > 299) ? `HTTP ${a.statusCode}` : null);
+      let changed: number;
+      if (outcome.kind === 'retry') {
+        // The subscription may have been paused or deleted while the attempt was in flight.
+        changed = await t.run(
+          `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6,
+             status = (SELECT CASE WHEN s.deleted_at IS NOT NULL THEN 'cancelled' WHEN s.paused THEN 'held' ELSE 'pending' END
+                       FROM subscriptions s WHERE s.id = deliveries.subscription_id)
+           WHERE id = $1 AND lease_token = $2`,
+          [id, c.leaseToken, outcome.at, a.statusCode, error, now],
+        );
+      } else {
+        const status = outcome.kind === 'succeeded' ? 'succeeded' : 'failed';
+        changed = await t.run(
+          `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = NULL, status = $3, last_status_code = $4, last_error = $5, updated_at = $6
+           WHERE id = $1 AND lease_token = $2`,
+          [id, c.leaseToken, status, a.statusCode, error, now],
+        );
+      }
+      if (changed === 0) return false;
+      await t.run(
+        `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body)
+         VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8)`,
+        [id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody],
+      );
+      if (outcome.kind === 'gone') {
+        await t.run("UPDATE subscriptions SET paused = TRUE, status = 'disabled', updated_at = $2 WHERE id = $1", [c.subscription.id, now]);
+        await this.holdWaiting(t, c.subscription.id, now);
+      }
+      return true;
+    });
+  }
+
+  async release(c: ClaimedDelivery, at: number): Promise<void> {
+    await this.db.tx((t) => t.run(
+      'UPDATE deliveries SET lease_token = NULL, next_attempt_at = $3 WHERE id = $1 AND lease_token = $2',
+      [c.delivery.id, c.leaseToken, at],
+    ));
+  }
+
+  async nextDueAt(): Promise<number | null> {
+    const rows = await this.db.all<{ at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE status = 'pending'");
+    const at = rows[0]?.at;
+    return at === null || at === undefined ? null : Number(at);
+  }
+}

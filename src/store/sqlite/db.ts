@@ -1,0 +1,103 @@
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { Db, Param } from '../db.ts';
+
+/**
+ * node:sqlite is synchronous, but Herald's store code awaits between statements, so
+ * two transactions could interleave on the one connection. A promise queue serialises
+ * every transaction and every statement outside one.
+ */
+export class SqliteDb implements Db {
+  readonly engine = 'sqlite' as const;
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly inTx: Db;
+
+  constructor(path: string) {
+    this.db = new DatabaseSync(path);
+    this.db.exec('PRAGMA journal_mode = WAL');
+    this.db.exec('PRAGMA synchronous = NORMAL');
+    this.db.exec('PRAGMA foreign_keys = ON');
+    this.db.exec('PRAGMA busy_timeout = 5000');
+    const self = this;
+    this.inTx = {
+      engine: 'sqlite',
+      all: async <T>(sql: string, params?: Param[]) => self.allNow<T>(sql, params),
+      run: async (sql: string, params?: Param[]) => self.runNow(sql, params),
+      exec: async (sql: string) => { self.db.exec(sql); },
+      tx: (fn) => fn(self.inTx),
+      inList: self.inList,
+      list: self.list,
+      close: () => self.close(),
+    };
+  }
+
+  private prepare(sql: string): StatementSync {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql.replace(/\$(\d+)/g, '?$1'));
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  private bind(params: Param[] | undefined): (string | number | null)[] {
+    return (params ?? []).map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : Array.isArray(p) ? JSON.stringify(p) : p));
+  }
+
+  private allNow<T>(sql: string, params?: Param[]): T[] {
+    return this.prepare(sql).all(...this.bind(params)) as T[];
+  }
+
+  private runNow(sql: string, params?: Param[]): number {
+    return Number(this.prepare(sql).run(...this.bind(params)).changes);
+  }
+
+  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  all<T>(sql: string, params?: Param[]): Promise<T[]> {
+    return this.serial(() => this.allNow<T>(sql, params));
+  }
+
+  run(sql: string, params?: Param[]): Promise<number> {
+    return this.serial(() => this.runNow(sql, params));
+  }
+
+  exec(sql: string): Promise<void> {
+    return this.serial(() => { this.db.exec(sql); });
+  }
+
+  tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = await fn(this.inTx);
+        this.db.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  inList(column: string, n: number): string {
+    return `${column} IN (SELECT value FROM json_each($${n}))`;
+  }
+
+  list(values: string[]): Param {
+    return JSON.stringify(values);
+  }
+
+  async close(): Promise<void> {
+    await this.serial(() => {
+      for (const st of this.statements.values()) void st;
+      this.statements.clear();
+      if (this.db.isOpen) this.db.close();
+    });
+  }
+}
