@@ -165,7 +165,7 @@ export class SqlStore implements Store {
 
   async getSubscription(tenantId: TenantId, id: string, dialect?: Dialect): Promise<Subscription | null> {
     const rows = await this.db.all(
-      'SELECT * FROM subscriptions WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND ($3 IS NULL OR dialect = $3)',
+      'SELECT * FROM subscriptions WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND (CAST($3 AS TEXT) IS NULL OR dialect = $3)',
       [id, tenantId, dialect ?? null],
     );
     return rows[0] ? subscriptionOf(rows[0]) : null;
@@ -302,8 +302,9 @@ export class SqlStore implements Store {
   async listDeliveries(f: DeliveryFilter): Promise<Delivery[]> {
     const rows = await this.db.all(
       `SELECT * FROM deliveries
-       WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR subscription_id = $2) AND ($3 IS NULL OR event_id = $3)
-         AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id < $5)
+       WHERE (CAST($1 AS TEXT) IS NULL OR tenant_id = $1) AND (CAST($2 AS TEXT) IS NULL OR subscription_id = $2)
+         AND (CAST($3 AS TEXT) IS NULL OR event_id = $3) AND (CAST($4 AS TEXT) IS NULL OR status = $4)
+         AND (CAST($5 AS TEXT) IS NULL OR id < $5)
        ORDER BY id DESC LIMIT $6`,
       [f.tenantId ?? null, f.subscriptionId ?? null, f.eventId ?? null, f.status ?? null, f.before ?? null, f.limit],
     );
@@ -322,7 +323,7 @@ export class SqlStore implements Store {
 
   async listAttemptsBySubscription(subscriptionId: SubscriptionId, beforeId: number | null, limit: number): Promise<Attempt[]> {
     const rows = await this.db.all(
-      'SELECT * FROM attempts WHERE subscription_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3',
+      'SELECT * FROM attempts WHERE subscription_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR id < $2) ORDER BY id DESC LIMIT $3',
       [subscriptionId, beforeId, limit],
     );
     return rows.map(attemptOf);
