@@ -29,6 +29,8 @@ export interface Config {
   secretRotationGraceSeconds: number;
   shutdownGraceMs: number;
   logLevel: string;
+  /** False for an API-only process: it accepts events but sends nothing. */
+  dispatch: boolean;
 }
 
 /** Every setting Herald reads, with its default and what it means (the README lists the same). */
@@ -53,6 +55,7 @@ export const SETTINGS = {
   HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: 'deliveries in flight at once to one subscription (16)',
   HERALD_SECRET_ROTATION_GRACE_SECONDS: 'how long a rotated-out secret keeps signing (86400)',
   HERALD_SHUTDOWN_GRACE_MS: 'on SIGTERM, how long in-flight deliveries may take to finish (20000)',
+  HERALD_DISPATCH: 'on: this process delivers; off: API only, other processes deliver (on)',
   HERALD_LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace or silent (info)',
 } as const;
 
@@ -66,6 +69,14 @@ function num(env: Env, name: string, def: number, min: number, max: number, inte
     throw new Error(`${name}: "${raw}" must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
   }
   return n;
+}
+
+function onOff(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (!raw) return def;
+  if (['on', 'true', '1', 'yes'].includes(raw)) return true;
+  if (['off', 'false', '0', 'no'].includes(raw)) return false;
+  throw new Error(`${name}: "${env[name]}" must be on or off`);
 }
 
 /** A file in the data dir holding a generated value, made on first start. */
@@ -128,5 +139,6 @@ export function loadConfig(processEnv: Env = process.env): Config {
     secretRotationGraceSeconds: num(env, 'HERALD_SECRET_ROTATION_GRACE_SECONDS', 86_400, 0, 30 * 86_400),
     shutdownGraceMs: num(env, 'HERALD_SHUTDOWN_GRACE_MS', 20_000, 0, 600_000),
     logLevel: env.HERALD_LOG_LEVEL?.trim() || 'info',
+    dispatch: onOff(env, 'HERALD_DISPATCH', true),
   };
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
@@ -46,10 +47,11 @@ export class Herald {
       retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },
       leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs, claimBatch: c.claimBatch,
       maxInFlight: c.maxInFlight, maxInFlightPerEndpoint: c.maxInFlightPerEndpoint, userAgent: `Herald/${VERSION}`,
+      worker: `${hostname()}:${process.pid}`,
     });
-    await this.store.listen(this.dispatcher.wake);
+    if (c.dispatch) await this.store.listen(this.dispatcher.wake);
     this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake }, this.log);
-    this.dispatcher.start();
+    if (c.dispatch) this.dispatcher.start();
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');
   }

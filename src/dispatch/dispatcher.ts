@@ -20,6 +20,8 @@ export interface DispatcherOptions {
   maxInFlight: number;
   maxInFlightPerEndpoint: number;
   userAgent: string;
+  /** Names this process in the attempt records. */
+  worker: string;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -167,7 +169,7 @@ export class Dispatcher {
       const outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
       const ok = await this.o.store.complete(c, {
         startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
-        errorKind: res.errorKind, error: res.error, responseBody: res.responseBody,
+        errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,
       }, outcome);
       if (!ok) this.o.log.warn({ delivery: c.delivery.id }, 'lease lost before the outcome was recorded; another dispatcher owns the delivery');
     } catch (err) {

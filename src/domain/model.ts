@@ -108,6 +108,7 @@ export interface Attempt {
   errorKind: ErrorKind | null;
   error: string | null;
   responseBody: string | null;
+  worker: string | null;
 }
 
 /** What the dispatcher gets for a claimed delivery: everything needed to send it. */
@@ -125,6 +126,7 @@ export interface AttemptRecord {
   errorKind: ErrorKind | null;
   error: string | null;
   responseBody: string | null;
+  worker: string;
 }
 
 export type Outcome =

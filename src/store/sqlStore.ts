@@ -45,7 +45,7 @@ function deliveryOf(r: Row, now = Date.now()): Delivery {
 const attemptOf = (r: Row): Attempt => ({
   id: Number(r.id), deliveryId: r.delivery_id, attemptNo: Number(r.attempt_no), startedAt: Number(r.started_at),
   durationMs: Number(r.duration_ms), statusCode: r.status_code === null ? null : Number(r.status_code),
-  errorKind: r.error_kind as ErrorKind | null, error: r.error, responseBody: r.response_body,
+  errorKind: r.error_kind as ErrorKind | null, error: r.error, responseBody: r.response_body, worker: r.worker,
 });
 
 const json = (v: unknown): string => JSON.stringify(v);
@@ -403,9 +403,9 @@ export class SqlStore implements Store {
       }
       if (changed === 0) return false;
       await t.run(
-        `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body)
-         VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8)`,
-        [id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody],
+        `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker)
+         VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8, $9)`,
+        [id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody, a.worker],
       );
       if (outcome.kind === 'gone') {
         await t.run("UPDATE subscriptions SET paused = TRUE, status = 'disabled', updated_at = $2 WHERE id = $1", [c.subscription.id, now]);

@@ -85,7 +85,8 @@ CREATE TABLE attempts (
   status_code INTEGER,
   error_kind TEXT,
   error TEXT,
-  response_body TEXT
+  response_body TEXT,
+  worker TEXT
 );
 CREATE INDEX attempts_delivery ON attempts (delivery_id, id);
 CREATE INDEX attempts_subscription ON attempts (subscription_id, id);
