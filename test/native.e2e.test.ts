@@ -351,3 +351,23 @@ describe('address rules', () => {
     }
   });
 });
+
+describe('wake-up', () => {
+  test('a publish wakes an idle dispatcher in the same process without waiting for the poll', async () => {
+    const h = await startHerald('sqlite', { HERALD_POLL_INTERVAL_MS: '60000' });
+    const rx = await new Receiver().start();
+    try {
+      const t = await h.tenant();
+      await h.call('POST', '/api/v1/endpoints', t.credentials.api_token, { url: rx.url });
+      await sleep(100);
+      const t0 = Date.now();
+      await h.publish({ tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: '1' });
+      // The poll is a minute away: arriving within seconds means the publish woke it.
+      await rx.waitFor(1, 10_000);
+      assert.ok(Date.now() - t0 < 10_000);
+    } finally {
+      await h.stop();
+      await rx.stop();
+    }
+  });
+});

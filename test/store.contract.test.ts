@@ -1,0 +1,175 @@
+// One contract for the Store port, run against both engines.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TenantId } from '../src/domain/ids.ts';
+import type { ClaimedDelivery, NewEvent } from '../src/domain/model.ts';
+import { openStore } from '../src/store/open.ts';
+import type { SqlStore } from '../src/store/sqlStore.ts';
+import { dropSchema, engines, freshSchema, PG_URL } from './helpers/pg.ts';
+import { sleep } from './helpers/receiver.ts';
+
+const attempt = (code: number | null) => ({ startedAt: Date.now(), durationMs: 3, statusCode: code, errorKind: code === null ? 'connection' as const : null, error: null, responseBody: 'x', worker: 'test' });
+
+for (const engine of engines()) {
+  describe(`Store contract on ${engine}`, () => {
+    let store: SqlStore;
+    let dir: string;
+    let schema: string;
+    let tenantId: TenantId;
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'herald-store-'));
+      schema = freshSchema();
+      store = await openStore({ databaseUrl: engine === 'postgres' ? PG_URL : null, databaseSchema: schema, dataDir: dir });
+      assert.deepEqual(await store.migrate(), [1]);
+      assert.deepEqual(await store.migrate(), [], 'a second migrate applies nothing');
+      await store.seedEventTypes([{ entity: 'Employee', event: 'Add', description: 'x' }]);
+      tenantId = (await store.createTenant('T', `c-${schema}`, { clientSecretHash: 'a', subscriptionKeyHash: `k-${schema}`, apiTokenHash: `t-${schema}` })).id;
+    });
+    after(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+      if (engine === 'postgres') await dropSchema(schema);
+    });
+
+    const sub = (over: Partial<Parameters<SqlStore['createSubscription']>[0]> = {}) => store.createSubscription({
+      tenantId, dialect: 'native', url: 'http://127.0.0.1:9/', description: '', filters: [], paused: false, enabled: true,
+      status: 'active', secrets: [], headers: {}, properties: {}, ...over,
+    });
+    const ev = (over: Partial<NewEvent> = {}): NewEvent => ({
+      tenantId, entity: 'Employee', event: 'Add', entityId: '1', entityUri: null, parentType: null, parentId: null,
+      data: {}, occurredAt: Date.now(), idempotencyKey: null, ...over,
+    });
+    const drain = async () => {
+      // Finish everything due so that each test starts from an empty queue.
+      for (let c = await store.claimDue(1000, 60_000); c.length; c = await store.claimDue(1000, 60_000)) {
+        for (const x of c) await store.complete(x, attempt(200), { kind: 'succeeded' });
+      }
+    };
+
+    test('a schema newer than this Herald is refused', async () => {
+      await store.db.run('INSERT INTO herald_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [999, '999_future.sql', Date.now()]);
+      await assert.rejects(store.migrate(), /newer than this Herald/);
+      await store.db.run('DELETE FROM herald_migrations WHERE version = $1', [999]);
+    });
+
+    test('publish writes the event and one delivery per matching subscription; claim leases them once', async () => {
+      await drain();
+      const all = await sub();
+      const filtered = await sub({ filters: ['Payroll.*'] });
+      const disabled = await sub({ enabled: false });
+      const [r] = await store.publish([ev()]);
+      assert.equal(r!.deliveries, 1);
+      const claimed = await store.claimDue(10, 60_000);
+      assert.equal(claimed.length, 1);
+      assert.equal(claimed[0]!.subscription.id, all.id);
+      assert.equal(claimed[0]!.event.id, r!.event.id);
+      assert.deepEqual(await store.claimDue(10, 60_000), [], 'a leased delivery is not claimed again');
+      assert.equal(await store.complete(claimed[0]!, attempt(200), { kind: 'succeeded' }), true);
+      const d = await store.getDelivery(claimed[0]!.delivery.id);
+      assert.equal(d!.status, 'succeeded');
+      assert.equal(d!.attempts, 1);
+      assert.equal((await store.listAttempts(d!.id)).length, 1);
+      void filtered; void disabled;
+      for (const s of [all, filtered, disabled]) await store.deleteSubscription(tenantId, s.id);
+    });
+
+    test('a lease that runs out makes the delivery due again, and the old holder cannot record', async () => {
+      await drain();
+      const s = await sub();
+      await store.publish([ev()]);
+      const [first] = await store.claimDue(10, 50);
+      assert.ok(first);
+      await sleep(80);
+      const [second] = await store.claimDue(10, 60_000);
+      assert.equal(second?.delivery.id, first.delivery.id);
+      assert.equal(await store.complete(first, attempt(200), { kind: 'succeeded' }), false, 'the expired lease is fenced off');
+      assert.equal(await store.complete(second!, attempt(500), { kind: 'retry', at: Date.now() + 60_000 }), true);
+      const d = await store.getDelivery(first.delivery.id);
+      assert.equal(d!.status, 'pending');
+      assert.equal(d!.attempts, 1);
+      assert.equal(d!.lastStatusCode, 500);
+      await store.deleteSubscription(tenantId, s.id);
+      assert.equal((await store.getDelivery(first.delivery.id))!.status, 'cancelled');
+    });
+
+    test('pausing holds, unpausing makes held deliveries due; a retry while paused is held', async () => {
+      await drain();
+      const s = await sub({ paused: true });
+      await store.publish([ev(), ev()]);
+      assert.deepEqual(await store.claimDue(10, 60_000), []);
+      assert.equal((await store.listDeliveries({ subscriptionId: s.id, status: 'held', limit: 10 })).length, 2);
+      await store.updateSubscription(tenantId, s.id, { paused: false });
+      const c = await store.claimDue(10, 60_000);
+      assert.equal(c.length, 2);
+      await store.updateSubscription(tenantId, s.id, { paused: true });
+      await store.complete(c[0]!, attempt(500), { kind: 'retry', at: Date.now() });
+      await store.complete(c[1]!, attempt(200), { kind: 'succeeded' });
+      assert.equal((await store.getDelivery(c[0]!.delivery.id))!.status, 'held');
+      assert.equal((await store.getDelivery(c[1]!.delivery.id))!.status, 'succeeded');
+      await store.deleteSubscription(tenantId, s.id);
+    });
+
+    test('gone disables the subscription and holds what waits for it', async () => {
+      await drain();
+      const s = await sub();
+      await store.publish([ev(), ev()]);
+      const [c1] = await store.claimDue(1, 60_000);
+      await store.complete(c1!, attempt(410), { kind: 'gone' });
+      const after = await store.getSubscription(tenantId, s.id);
+      assert.equal(after!.status, 'disabled');
+      assert.equal(after!.paused, true);
+      assert.equal((await store.getDelivery(c1!.delivery.id))!.status, 'failed');
+      assert.equal((await store.listDeliveries({ subscriptionId: s.id, status: 'held', limit: 10 })).length, 1);
+      await store.deleteSubscription(tenantId, s.id);
+    });
+
+    test('idempotency keys: one event per tenant and key, within a batch too', async () => {
+      const [a, b] = await store.publish([ev({ idempotencyKey: 'same' }), ev({ idempotencyKey: 'same' })]);
+      assert.equal(a!.event.id, b!.event.id);
+      assert.equal(b!.duplicate, true);
+      const [c] = await store.publish([ev({ idempotencyKey: 'same' })]);
+      assert.equal(c!.event.id, a!.event.id);
+    });
+
+    test('a batch naming an unknown tenant writes nothing', async () => {
+      const before = (await store.listDeliveries({ tenantId, limit: 1000 })).length;
+      const s = await sub();
+      await assert.rejects(store.publish([ev(), ev({ tenantId: 'missing' as TenantId })]), /tenant/);
+      assert.equal((await store.listDeliveries({ tenantId, limit: 1000 })).length, before);
+      await store.deleteSubscription(tenantId, s.id);
+    });
+
+    test('retryNow makes a failed delivery due; nextDueAt reports the earliest', async () => {
+      await drain();
+      const s = await sub();
+      await store.publish([ev()]);
+      const [c] = await store.claimDue(1, 60_000);
+      await store.complete(c!, attempt(500), { kind: 'failed' });
+      assert.equal(await store.nextDueAt(), null);
+      const r = await store.retryNow(c!.delivery.id);
+      assert.ok(r && r !== 'busy');
+      assert.equal(r.status, 'pending');
+      assert.ok((await store.nextDueAt())! <= Date.now());
+      const [again] = await store.claimDue(1, 60_000);
+      assert.equal(again!.delivery.id, c!.delivery.id);
+      assert.equal(await store.retryNow(again!.delivery.id), 'busy', 'in flight');
+      await store.complete(again!, attempt(200), { kind: 'succeeded' });
+      await store.deleteSubscription(tenantId, s.id);
+    });
+
+    test('claims in parallel never hand one delivery to two claimers', async () => {
+      await drain();
+      const s = await sub();
+      await store.publish(Array.from({ length: 200 }, (_, i) => ev({ entityId: String(i) })));
+      const claims: ClaimedDelivery[][] = await Promise.all(Array.from({ length: 8 }, () => store.claimDue(40, 60_000)));
+      const ids = claims.flat().map((c) => c.delivery.id);
+      assert.equal(ids.length, 200);
+      assert.equal(new Set(ids).size, 200);
+      await store.deleteSubscription(tenantId, s.id);
+    });
+  });
+}
