@@ -94,7 +94,13 @@ function keptValue(dataDir: string, file: string, make: () => string): { value: 
 export function loadConfig(processEnv: Env = process.env): Config {
   let env: Env = { ...processEnv };
   if (env.HERALD_CONFIG) {
-    const file = JSON.parse(readFileSync(env.HERALD_CONFIG, 'utf8')) as Record<string, unknown>;
+    let file: unknown;
+    try {
+      file = JSON.parse(readFileSync(env.HERALD_CONFIG, 'utf8'));
+    } catch (err) {
+      throw new Error(`HERALD_CONFIG: cannot read ${env.HERALD_CONFIG}: ${(err as Error).message}`);
+    }
+    if (file === null || typeof file !== 'object' || Array.isArray(file)) throw new Error(`HERALD_CONFIG: ${env.HERALD_CONFIG} must hold a JSON object`);
     const fromFile: Env = {};
     for (const [k, v] of Object.entries(file)) {
       if (!(k in SETTINGS)) throw new Error(`HERALD_CONFIG: unknown setting ${k}`);

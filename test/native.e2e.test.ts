@@ -345,6 +345,11 @@ describe('address rules', () => {
         assert.equal(r.body.error.field, 'url');
       }
       assert.deepEqual((await h.call('GET', '/api/v1/endpoints', t.credentials.api_token)).body.data, []);
+      // Public addresses are fine, IPv4 and IPv6 alike.
+      for (const url of ['http://8.8.8.8/hook', 'https://[2606:4700:4700::1111]/hook']) {
+        const r = await h.call('POST', '/api/v1/endpoints', t.credentials.api_token, { url });
+        assert.equal(r.status, 201, `${url}: ${JSON.stringify(r.body)}`);
+      }
     } finally {
       await h.stop();
       await rx.stop();

@@ -11,7 +11,9 @@ const REFUSED_V4 = [
   '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4',
 ];
 const REFUSED_V6 = [
-  '::/96', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '2001::/23', '2001:db8::/32',
+  // No '::ffff:0:0/96': BlockList would match every plain IPv4 address against it; it
+  // already matches IPv4-mapped forms against the IPv4 rules above.
+  '::/96', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '2001::/23', '2001:db8::/32',
   '2002::/16', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8',
 ];
 
@@ -22,7 +24,9 @@ export function parseCidr(text: string): Cidr {
   const v = isIP(address);
   if (v === 0) throw new Error(`"${t}" is not an IP address or CIDR`);
   const max = v === 4 ? 32 : 128;
-  const prefix = slash < 0 ? max : Number(t.slice(slash + 1));
+  const bits = t.slice(slash + 1);
+  if (slash >= 0 && !/^\d{1,3}$/.test(bits)) throw new Error(`"${t}" has a bad prefix length`);
+  const prefix = slash < 0 ? max : Number(bits);
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) throw new Error(`"${t}" has a bad prefix length`);
   return { address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
 }

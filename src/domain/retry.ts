@@ -43,6 +43,8 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   const v = (Array.isArray(value) ? value[0] : value)?.trim();
   if (!v) return null;
   if (/^\d+$/.test(v)) return Number(v);
+  // An HTTP date names a weekday or month; anything else ("-5", "1.5") is ignored.
+  if (!/^[A-Za-z]{3}/.test(v)) return null;
   const at = Date.parse(v);
   if (Number.isNaN(at)) return null;
   return Math.max(0, (at - now) / 1000);

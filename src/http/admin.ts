@@ -7,11 +7,12 @@ import { DELIVERY_STATES, type DeliveryState } from '../domain/states.ts';
 import { hashToken, randomToken, safeEqual } from '../secrets.ts';
 import { bearer, errorHandler, nativeError } from './errors.ts';
 import type { Services } from './services.ts';
-import { objectBody, onlyKeys, optId, optObject, optString, queryInt, queryString, reqString, type Obj } from './validate.ts';
+import { jsonDepth, objectBody, onlyKeys, optId, optObject, optString, queryInt, queryString, reqString, type Obj } from './validate.ts';
 import { attemptView, deliveryView, eventView, page, tenantView } from './views.ts';
 
 const EVENT_KEYS = ['tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'idempotency_key'];
 const MAX_BATCH = 1000;
+const MAX_DEPTH = 32;
 
 function parseOccurredAt(o: Obj, prefix: string): number {
   const v = o.occurred_at;
@@ -31,6 +32,7 @@ export function parseEvent(raw: unknown, prefix = ''): NewEvent {
   onlyKeys(o, EVENT_KEYS, prefix);
   const name = { max: 64, pattern: NAME_RE, patternMessage: 'must be a name of letters, digits and underscores', prefix };
   const data = optObject(o, 'data', prefix) ?? {};
+  if (jsonDepth(data, MAX_DEPTH) > MAX_DEPTH) throw new ValidationError(prefix ? `${prefix}.data` : 'data', `must nest at most ${MAX_DEPTH} levels`);
   if (JSON.stringify(data).length > 256 * 1024) throw new ValidationError(prefix ? `${prefix}.data` : 'data', 'must be at most 256 KB of JSON');
   return {
     tenantId: reqString(o, 'tenant_id', { max: 64, prefix }) as TenantId,
@@ -47,6 +49,14 @@ export function parseEvent(raw: unknown, prefix = ''): NewEvent {
 }
 
 export function adminRoutes(s: Services) {
+  const checkTenants = async (events: NewEvent[], prefixOf: (i: number) => string) => {
+    const known = new Map<string, boolean>();
+    for (const [i, e] of events.entries()) {
+      if (!known.has(e.tenantId)) known.set(e.tenantId, (await s.store.getTenant(e.tenantId)) !== null);
+      if (!known.get(e.tenantId)) throw new UnprocessableError(prefixOf(i) ? `${prefixOf(i)}.tenant_id` : 'tenant_id', `tenant ${e.tenantId} does not exist`);
+    }
+  };
+
   const checkCatalog = async (events: NewEvent[], prefixOf: (i: number) => string) => {
     const known = new Set((await s.store.listEventTypes()).map((t) => typeName(t.entity, t.event)));
     events.forEach((e, i) => {
@@ -111,6 +121,7 @@ export function adminRoutes(s: Services) {
 
     app.post('/events', async (req, reply) => {
       const e = parseEvent(req.body);
+      await checkTenants([e], () => '');
       await checkCatalog([e], () => '');
       const [r] = await s.store.publish([e]);
       s.wake();
@@ -124,6 +135,7 @@ export function adminRoutes(s: Services) {
       if (!Array.isArray(list) || list.length === 0) throw new ValidationError('events', 'must be a non-empty array');
       if (list.length > MAX_BATCH) throw new ValidationError('events', `must hold at most ${MAX_BATCH} events`);
       const events = list.map((e, i) => parseEvent(e, `events[${i}]`));
+      await checkTenants(events, (i) => `events[${i}]`);
       await checkCatalog(events, (i) => `events[${i}]`);
       const results = await s.store.publish(events);
       s.wake();

@@ -13,6 +13,9 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
+    maxParamLength: 200,
+    // Router-level failures (a bad percent-encoding, an over-long path parameter) in Herald's shape.
+    frameworkErrors: (err, req, reply) => errorHandler(nativeError)(err, req, reply),
   }) as unknown as FastifyInstance;
   // Form bodies are parsed for the dialects that use them (OAuth token requests).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {

@@ -71,6 +71,18 @@ export function optObject(o: Obj, key: string, prefix = ''): Obj | undefined {
   return v as Obj;
 }
 
+/** Depth of nested objects and arrays, without recursion (a hostile body may nest thousands deep). */
+export function jsonDepth(v: unknown, limit: number): number {
+  const isContainer = (x: unknown): x is object => x !== null && typeof x === 'object';
+  let depth = 0;
+  let level = [v].filter(isContainer);
+  while (level.length > 0 && depth <= limit) {
+    depth++;
+    level = level.flatMap((x) => Object.values(x).filter(isContainer));
+  }
+  return depth;
+}
+
 /** A map of string to string, with bounded size. */
 export function optStringMap(o: Obj, key: string, opts: { maxEntries?: number; keyPattern?: RegExp; prefix?: string } = {}): Record<string, string> | undefined {
   const m = optObject(o, key, opts.prefix);
