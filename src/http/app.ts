@@ -13,7 +13,7 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     // Router-level failures (a bad percent-encoding, an over-long path parameter) in Herald's shape.
     frameworkErrors: (err, req, reply) => errorHandler(nativeError)(err, req, reply),
   }) as unknown as FastifyInstance;
