@@ -376,3 +376,50 @@ describe('wake-up', () => {
     }
   });
 });
+
+describe('failures the dispatcher records', () => {
+  test('a redirect is not followed, a slow answer times out, a closed port is a connection error', async () => {
+    const h = await startHerald('sqlite', { HERALD_REQUEST_TIMEOUT_MS: '300', HERALD_RETRY_SCHEDULE: '60' });
+    const target = await new Receiver().start();
+    const redirect = await new Receiver(() => ({ status: 302, headers: { location: target.url + '/elsewhere' } })).start();
+    const slow = await new Receiver(() => ({ status: 200, delayMs: 1500 })).start();
+    const closed = await new Receiver().start();
+    const closedUrl = closed.url;
+    await closed.stop();
+    try {
+      const t = await h.tenant();
+      const tok = t.credentials.api_token;
+      const ids: Record<string, string> = {};
+      for (const [name, url] of [['redirect', redirect.url], ['slow', slow.url], ['closed', closedUrl]] as const) {
+        ids[name] = (await h.call('POST', '/api/v1/endpoints', tok, { url })).body.id;
+      }
+      await h.publish({ tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: '1' });
+      const firstAttempt = async (name: string) => {
+        let a: any;
+        await eventually(async () => {
+          a = (await h.call('GET', `/api/v1/endpoints/${ids[name]}/attempts`, tok)).body.data[0];
+          return a !== undefined;
+        }, 10_000, `an attempt for ${name}`);
+        return a;
+      };
+      const r = await firstAttempt('redirect');
+      assert.equal(r.status_code, 302);
+      assert.equal(r.error_kind, 'http_status');
+      assert.equal(target.received.length, 0, 'the redirect was not followed');
+      const s = await firstAttempt('slow');
+      assert.equal(s.status_code, null);
+      assert.equal(s.error_kind, 'timeout');
+      assert.ok(s.duration_ms < 1500);
+      const c = await firstAttempt('closed');
+      assert.equal(c.error_kind, 'connection');
+      for (const name of ['redirect', 'slow', 'closed']) {
+        const d = (await h.call('GET', `/api/v1/endpoints/${ids[name]}/deliveries`, tok)).body.data[0];
+        assert.equal(d.status, 'pending', `${name} is scheduled for a retry`);
+        assert.ok(d.next_attempt_at, `${name} has a next attempt time`);
+      }
+    } finally {
+      await h.stop();
+      await Promise.all([target.stop(), redirect.stop(), slow.stop()]);
+    }
+  });
+});
