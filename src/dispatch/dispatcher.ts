@@ -144,6 +144,25 @@ export class Dispatcher {
     return cached.secrets.filter((x) => x.expiresAt === null || x.expiresAt > now).map((x) => x.plain);
   }
 
+  /** Renders, signs and POSTs one delivery. A delivery that cannot be rendered is a recorded failure. */
+  private async send(c: ClaimedDelivery): Promise<SendResult> {
+    const now = Date.now();
+    let body: string;
+    const headers: Record<string, string> = { 'user-agent': this.o.userAgent };
+    try {
+      const envelope = this.o.envelopes[c.subscription.dialect];
+      if (!envelope) throw new Error(`no envelope for dialect ${c.subscription.dialect}`);
+      const r = envelope.render(c.event, c.subscription, this.secretsFor(c.subscription, now), now);
+      for (const [k, v] of Object.entries(c.subscription.headers)) headers[k.toLowerCase()] = v;
+      Object.assign(headers, r.headers);
+      body = r.body;
+    } catch (err) {
+      this.o.log.error({ err, delivery: c.delivery.id }, 'rendering a delivery failed');
+      return { statusCode: null, retryAfter: undefined, responseBody: null, errorKind: 'internal', error: `rendering failed: ${(err as Error).message}`, startedAt: now, durationMs: 0 };
+    }
+    return this.o.sender.post(c.subscription.url, headers, body);
+  }
+
   private async deliver(c: ClaimedDelivery): Promise<void> {
     const subId = c.subscription.id;
     const busy = this.perSubscription.get(subId) ?? 0;
@@ -154,18 +173,7 @@ export class Dispatcher {
     }
     this.perSubscription.set(subId, busy + 1);
     try {
-      const now = Date.now();
-      const envelope = this.o.envelopes[c.subscription.dialect];
-      let res: SendResult;
-      if (!envelope) {
-        res = { statusCode: null, retryAfter: undefined, responseBody: null, errorKind: 'internal', error: `no envelope for dialect ${c.subscription.dialect}`, startedAt: now, durationMs: 0 };
-      } else {
-        const r = envelope.render(c.event, c.subscription, this.secretsFor(c.subscription, now), now);
-        const headers: Record<string, string> = { 'user-agent': this.o.userAgent };
-        for (const [k, v] of Object.entries(c.subscription.headers)) headers[k.toLowerCase()] = v;
-        Object.assign(headers, r.headers);
-        res = await this.o.sender.post(c.subscription.url, headers, r.body);
-      }
+      const res = await this.send(c);
       const outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
       const ok = await this.o.store.complete(c, {
         startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,

@@ -95,7 +95,6 @@ export class SqliteDb implements Db {
 
   async close(): Promise<void> {
     await this.serial(() => {
-      for (const st of this.statements.values()) void st;
       this.statements.clear();
       if (this.db.isOpen) this.db.close();
     });
