@@ -31,6 +31,8 @@ export interface Config {
   logLevel: string;
   /** False for an API-only process: it accepts events but sends nothing. */
   dispatch: boolean;
+  paycorSignatureHeader: string;
+  paycorTokenTtlSeconds: number;
 }
 
 /** Every setting Herald reads, with its default and what it means (the README lists the same). */
@@ -56,6 +58,8 @@ export const SETTINGS = {
   HERALD_SECRET_ROTATION_GRACE_SECONDS: 'how long a rotated-out secret keeps signing (86400)',
   HERALD_SHUTDOWN_GRACE_MS: 'on SIGTERM, how long in-flight deliveries may take to finish (20000)',
   HERALD_DISPATCH: 'on: this process delivers; off: API only, other processes deliver (on)',
+  HERALD_PAYCOR_SIGNATURE_HEADER: 'header carrying the Paycor-style signature (X-Paycor-Signature)',
+  HERALD_PAYCOR_TOKEN_TTL_SECONDS: 'lifetime of a Paycor-style OAuth access token (3600)',
   HERALD_LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace or silent (info)',
 } as const;
 
@@ -69,6 +73,12 @@ function num(env: Env, name: string, def: number, min: number, max: number, inte
     throw new Error(`${name}: "${raw}" must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
   }
   return n;
+}
+
+function headerName(env: Env, name: string, def: string): string {
+  const v = env[name]?.trim() || def;
+  if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/.test(v)) throw new Error(`${name}: "${v}" is not a valid header name`);
+  return v;
 }
 
 function onOff(env: Env, name: string, def: boolean): boolean {
@@ -146,5 +156,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
     shutdownGraceMs: num(env, 'HERALD_SHUTDOWN_GRACE_MS', 20_000, 0, 600_000),
     logLevel: env.HERALD_LOG_LEVEL?.trim() || 'info',
     dispatch: onOff(env, 'HERALD_DISPATCH', true),
+    paycorSignatureHeader: headerName(env, 'HERALD_PAYCOR_SIGNATURE_HEADER', 'X-Paycor-Signature'),
+    paycorTokenTtlSeconds: num(env, 'HERALD_PAYCOR_TOKEN_TTL_SECONDS', 3600, 1, 30 * 86_400),
   };
 }

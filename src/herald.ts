@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
-import { ENVELOPES } from './dialects/index.ts';
+import { envelopes } from './dialects/index.ts';
 import { DEFAULT_CATALOG } from './domain/eventTypes.ts';
 import { AddressGuard } from './dispatch/addressGuard.ts';
 import { Dispatcher } from './dispatch/dispatcher.ts';
@@ -43,14 +43,14 @@ export class Herald {
     const guard = new AddressGuard(c.allowPrivateNetworks);
     this.sender = new Sender(guard, c.requestTimeoutMs, c.maxInFlightPerEndpoint);
     this.dispatcher = new Dispatcher({
-      store: this.store, sender: this.sender, box, envelopes: ENVELOPES, log: this.log,
+      store: this.store, sender: this.sender, box, envelopes: envelopes(c), log: this.log,
       retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },
       leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs, claimBatch: c.claimBatch,
       maxInFlight: c.maxInFlight, maxInFlightPerEndpoint: c.maxInFlightPerEndpoint, userAgent: `Herald/${VERSION}`,
       worker: `${hostname()}:${process.pid}`,
     });
     if (c.dispatch) await this.store.listen(this.dispatcher.wake);
-    this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake }, this.log);
+    this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake, sender: this.sender, userAgent: `Herald/${VERSION}` }, this.log);
     if (c.dispatch) this.dispatcher.start();
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');

@@ -7,7 +7,13 @@ export interface Rendered {
 }
 
 /** How a dialect turns an event into the body and signature headers of one attempt. */
+export interface RenderContext {
+  /** The subscription's valid secrets in plain text, current first. */
+  secrets: string[];
+  nowMs: number;
+  tenantNumber: number;
+}
+
 export interface Envelope {
-  /** `secrets` are the subscription's valid secrets in plain text, current first. */
-  render(event: HeraldEvent, subscription: Subscription, secrets: string[], nowMs: number): Rendered;
+  render(event: HeraldEvent, subscription: Subscription, ctx: RenderContext): Rendered;
 }

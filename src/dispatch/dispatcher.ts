@@ -152,7 +152,7 @@ export class Dispatcher {
     try {
       const envelope = this.o.envelopes[c.subscription.dialect];
       if (!envelope) throw new Error(`no envelope for dialect ${c.subscription.dialect}`);
-      const r = envelope.render(c.event, c.subscription, this.secretsFor(c.subscription, now), now);
+      const r = envelope.render(c.event, c.subscription, { secrets: this.secretsFor(c.subscription, now), nowMs: now, tenantNumber: c.tenantNumber });
       for (const [k, v] of Object.entries(c.subscription.headers)) headers[k.toLowerCase()] = v;
       Object.assign(headers, r.headers);
       body = r.body;

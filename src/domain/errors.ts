@@ -29,11 +29,12 @@ export class NotFoundError extends Error {
 }
 
 export class AuthError extends Error {
-  readonly reason: string;
-  constructor(reason: string) {
-    super(reason);
+  /** The header or field that is missing or wrong, when a dialect names it. */
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super(message);
     this.name = 'AuthError';
-    this.reason = reason;
+    this.field = field;
   }
 }
 

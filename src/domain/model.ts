@@ -117,6 +117,8 @@ export interface ClaimedDelivery {
   leaseToken: string;
   event: HeraldEvent;
   subscription: Subscription;
+  /** The owning tenant's small integer, for dialects whose tenant ids are numbers. */
+  tenantNumber: number;
 }
 
 export interface AttemptRecord {

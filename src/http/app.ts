@@ -1,9 +1,17 @@
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { nativeRoutes } from '../dialects/native/routes.ts';
+import { paycorError, paycorRoutes } from '../dialects/paycor/routes.ts';
 import { adminRoutes } from './admin.ts';
-import { errorHandler, nativeError } from './errors.ts';
+import { errorHandler, nativeError, type ErrorRenderer } from './errors.ts';
 import type { Services } from './services.ts';
+
+/** Which dialect's error shape answers for a path no route matched, or a router failure. */
+const RENDERERS: [RegExp, ErrorRenderer][] = [
+  [/^\/(eventsubscriptions|Accounts|v1\/events\/mockevent)(\/|$|\?)/i, paycorError],
+];
+
+const rendererFor = (req: FastifyRequest): ErrorRenderer => RENDERERS.find(([re]) => re.test(req.url))?.[1] ?? nativeError;
 
 export function buildApp(s: Services, log: Logger): FastifyInstance {
   const app = Fastify({
@@ -14,17 +22,18 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200 },
-    // Router-level failures (a bad percent-encoding, an over-long path parameter) in Herald's shape.
-    frameworkErrors: (err, req, reply) => errorHandler(nativeError)(err, req, reply),
+    // Router-level failures (a bad percent-encoding, an over-long path parameter) in the dialect's shape.
+    frameworkErrors: (err, req, reply) => errorHandler(rendererFor(req))(err, req, reply),
   }) as unknown as FastifyInstance;
   // Form bodies are parsed for the dialects that use them (OAuth token requests).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
   app.setErrorHandler(errorHandler(nativeError));
-  app.setNotFoundHandler((req, reply) => reply.status(404).send(nativeError({ status: 404, code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` }, req)));
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(rendererFor(req)({ status: 404, code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` }, req)));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.register(adminRoutes(s), { prefix: '/admin/v1' });
   app.register(nativeRoutes(s), { prefix: '/api/v1' });
+  app.register(paycorRoutes(s));
   return app;
 }

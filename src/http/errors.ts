@@ -16,7 +16,7 @@ export interface Failure {
 export function toFailure(err: unknown): Failure {
   if (err instanceof ValidationError) return { status: err.status, code: err.status === 422 ? 'unprocessable' : 'invalid_request', message: `${err.field} ${err.message}`, field: err.field };
   if (err instanceof NotFoundError) return { status: 404, code: 'not_found', message: err.message };
-  if (err instanceof AuthError) return { status: 401, code: 'unauthorized', message: err.message };
+  if (err instanceof AuthError) return { status: 401, code: 'unauthorized', message: err.field ? `${err.field} ${err.message}` : err.message, ...(err.field ? { field: err.field } : {}) };
   if (err instanceof ConflictError) return { status: 409, code: 'conflict', message: err.message };
   const fe = err as FastifyError;
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {

@@ -368,12 +368,17 @@ export class SqlStore implements Store {
       const eventIds = [...new Set(claimed.map((r) => r.event_id as string))];
       const subIds = [...new Set(claimed.map((r) => r.subscription_id as string))];
       const events = new Map((await t.all(`SELECT * FROM events WHERE ${t.inList('id', 1)}`, [t.list(eventIds)])).map((r) => [r.id, eventOf(r)]));
-      const subs = new Map((await t.all(`SELECT * FROM subscriptions WHERE ${t.inList('id', 1)}`, [t.list(subIds)])).map((r) => [r.id, subscriptionOf(r)]));
+      const subRows = await t.all(
+        `SELECT s.*, t.number AS tenant_number FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id WHERE ${t.inList('s.id', 1)}`,
+        [t.list(subIds)],
+      );
+      const subs = new Map(subRows.map((r) => [r.id, { sub: subscriptionOf(r), tenantNumber: Number(r.tenant_number) }]));
       return claimed.map((r) => ({
         delivery: deliveryOf(r, now),
         leaseToken: token,
         event: events.get(r.event_id)!,
-        subscription: subs.get(r.subscription_id)!,
+        subscription: subs.get(r.subscription_id)!.sub,
+        tenantNumber: subs.get(r.subscription_id)!.tenantNumber,
       }));
     });
   }

@@ -12,7 +12,7 @@ export function nativeBody(e: HeraldEvent): string {
 
 /** Standard Webhooks: one `v1,` signature per valid secret, space-separated. */
 export const nativeEnvelope: Envelope = {
-  render(event, _subscription, secrets, nowMs) {
+  render(event, _subscription, { secrets, nowMs }) {
     const body = nativeBody(event);
     const ts = Math.floor(nowMs / 1000);
     return {
