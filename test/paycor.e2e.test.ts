@@ -217,6 +217,18 @@ for (const engine of engines()) {
       assert.match(bad.body.Source.Filters, /Valid names: .*Add.*Employee\.Add.*Update/);
     });
 
+    test('field names bind in any letter case, as in ASP.NET', async () => {
+      const tenant = await h.tenant();
+      const api = await client(h, tenant);
+      const rx = await receiver();
+      const r = await api('POST', '/eventsubscriptions/user/registrations', { webhookUri: rx.url, isPaused: false, filters: ['Add'], description: 'camel' });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.deepEqual([r.body.WebHookUri, r.body.IsPaused, r.body.Filters, r.body.Description], [rx.url, false, ['Add'], 'camel']);
+      const twice = await api('POST', '/eventsubscriptions/user/registrations', { WebHookUri: rx.url, webHookUri: rx.url });
+      assert.equal(twice.status, 400);
+      assert.ok('WebHookUri' in twice.body.Source);
+    });
+
     test('list and get never show the secret; another tenant gets 404', async () => {
       const a = await h.tenant('A');
       const b = await h.tenant('B');

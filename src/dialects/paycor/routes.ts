@@ -75,6 +75,26 @@ function customHeaders(o: Obj): Record<string, string> | undefined {
   return h;
 }
 
+const REGISTRATION_FIELDS = ['Id', 'WebHookUri', 'Secret', 'Description', 'IsPaused', 'Filters', 'Headers', 'Properties'];
+const MOCK_FIELDS = ['ApplicationId', 'TenantId', 'EventType', 'NotificationURL', 'NotificationSecret', 'ItemId', 'LegalEntityId'];
+
+/**
+ * The body with its field names in the documented case. ASP.NET binds JSON names without
+ * regard to case, so `webHookUri` and `WebhookUri` (as the guide itself spells it) are
+ * the same field.
+ */
+export function canonicalFields(body: unknown, fields: string[]): Obj {
+  const o = objectBody(body);
+  const byLower = new Map(fields.map((f) => [f.toLowerCase(), f]));
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(o)) {
+    const name = byLower.get(k.toLowerCase()) ?? k;
+    if (name in out) throw new PaycorValidation(name, 'is given more than once');
+    out[name] = v;
+  }
+  return out;
+}
+
 const tenants = new WeakMap<FastifyRequest, Tenant>();
 
 /** The Paycor-style dialect: OAuth token, registrations, catalog and mock events. */
@@ -165,7 +185,7 @@ export function paycorRoutes(s: Services) {
       (await s.store.listEventTypes()).map((t) => ({ Entity: t.entity, Event: t.event, Description: t.description })));
 
     app.post('/eventsubscriptions/user/registrations', async (req, reply) => {
-      const r = await parseRegistration(objectBody(req.body));
+      const r = await parseRegistration(canonicalFields(req.body, REGISTRATION_FIELDS));
       const secret = r.secret ?? randomUUID();
       const sub = await s.store.createSubscription({
         tenantId: tenants.get(req)!.id, dialect: 'paycor', url: r.url, description: r.description, filters: r.filters,
@@ -183,7 +203,7 @@ export function paycorRoutes(s: Services) {
 
     app.put<{ Params: { id: string } }>('/eventsubscriptions/user/registrations/:id', async (req) => {
       const sub = await owned(req);
-      const o = objectBody(req.body);
+      const o = canonicalFields(req.body, REGISTRATION_FIELDS);
       const id = o.Id;
       if (id !== undefined && id !== null && String(id) !== sub.id) throw new PaycorValidation('Id', 'must match the id in the path');
       const r = await parseRegistration(o);
@@ -205,7 +225,7 @@ export function paycorRoutes(s: Services) {
     });
 
     app.post('/v1/events/mockevent', async (req, reply) => {
-      const o = objectBody(req.body);
+      const o = canonicalFields(req.body, MOCK_FIELDS);
       const eventType = reqString(o, 'EventType', { max: 130 });
       const known = (await s.store.listEventTypes()).find((t) => typeName(t.entity, t.event) === eventType);
       if (!known) throw new PaycorValidation('EventType', `${eventType} is not in the event catalog`);
