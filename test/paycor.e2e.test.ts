@@ -106,6 +106,9 @@ for (const engine of engines()) {
       assert.deepEqual(Object.keys(r.body[0]).sort(), ['Description', 'Entity', 'Event']);
       assert.ok(r.body.some((e: any) => e.Entity === 'Employee' && e.Event === 'Add'));
       assert.ok(r.body.some((e: any) => e.Entity === 'Employee' && e.Event === 'Update'));
+      const shouted = await api('GET', '/EventSubscriptions/Support/V1/Events');
+      assert.equal(shouted.status, 200, 'paths match in any letter case, as in ASP.NET');
+      assert.deepEqual(shouted.body, r.body);
     });
 
     test('a registration without IsPaused is paused; its notifications wait until a PUT unpauses it, then arrive once', async () => {

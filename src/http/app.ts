@@ -21,7 +21,8 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    routerOptions: { maxParamLength: 200 },
+    // Paths match in any letter case, as ASP.NET routes do; parameters keep theirs.
+    routerOptions: { maxParamLength: 200, caseSensitive: false },
     // Router-level failures (a bad percent-encoding, an over-long path parameter) in the dialect's shape.
     frameworkErrors: (err, req, reply) => errorHandler(rendererFor(req))(err, req, reply),
   }) as unknown as FastifyInstance;
