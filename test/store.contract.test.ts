@@ -127,6 +127,45 @@ for (const engine of engines()) {
       await store.deleteSubscription(tenantId, s.id);
     });
 
+    test('a delivery cancelled while in flight records its attempt and stays cancelled', async () => {
+      await drain();
+      const s = await sub();
+      await store.publish([ev()]);
+      const [c] = await store.claimDue(1, 60_000);
+      await store.deleteSubscription(tenantId, s.id);
+      assert.equal(await store.complete(c!, attempt(500), { kind: 'retry', at: Date.now() }), true);
+      const d = await store.getDelivery(c!.delivery.id);
+      assert.equal(d!.status, 'cancelled');
+      assert.equal((await store.listAttempts(c!.delivery.id)).length, 1, 'the attempt is on record');
+    });
+
+    test('an exhausted delivery with no success since takes the subscription out of service', async () => {
+      await drain();
+      const s = await sub({ status: 'verified' });
+      await store.publish([ev(), ev()]);
+      const [c1, c2] = await store.claimDue(2, 60_000);
+      await store.complete(c2!, attempt(200), { kind: 'succeeded' });
+      await store.complete(c1!, attempt(500), { kind: 'failed', exhaustedStatus: 'unreachable' });
+      assert.equal((await store.getSubscription(tenantId, s.id))!.status, 'verified', 'a success since the delivery was created keeps it');
+      await sleep(5); // the next delivery is created strictly after that success
+      await store.publish([ev()]);
+      const [c3] = await store.claimDue(1, 60_000);
+      await store.publish([ev()]);
+      await store.complete(c3!, attempt(500), { kind: 'failed', exhaustedStatus: 'unreachable' });
+      const after = (await store.getSubscription(tenantId, s.id))!;
+      assert.equal(after.status, 'unreachable');
+      assert.equal(after.enabled, false);
+      assert.deepEqual((await store.listDeliveries({ subscriptionId: s.id, status: 'pending', limit: 10 })), [], 'what waited is cancelled');
+      const [r] = await store.publish([ev()]);
+      assert.equal(r!.deliveries, 0, 'no new deliveries');
+      assert.equal(await store.sendNotice(tenantId, s.id, 'verification'), true, 'a notice still goes to it');
+      const [n] = await store.claimDue(1, 60_000);
+      assert.equal(n!.event.entity, '$herald');
+      await store.complete(n!, attempt(200), { kind: 'succeeded' });
+      assert.equal((await store.listEvents({ tenantId, since: 0, order: 'asc', limit: 100 })).some((e) => e.entity === '$herald'), false, 'notices are not listed as events');
+      await store.deleteSubscription(tenantId, s.id);
+    });
+
     test('idempotency keys: one event per tenant and key, within a batch too', async () => {
       const [a, b] = await store.publish([ev({ idempotencyKey: 'same' }), ev({ idempotencyKey: 'same' })]);
       assert.equal(a!.event.id, b!.event.id);

@@ -134,9 +134,31 @@ export interface AttemptRecord {
 export type Outcome =
   | { kind: 'succeeded' }
   | { kind: 'retry'; at: number }
-  | { kind: 'failed' }
+  /**
+   * Out of retries. With `exhaustedStatus`, a subscription that has had no success since
+   * this delivery was created takes that status and stops receiving (Gusto's unreachable).
+   */
+  | { kind: 'failed'; exhaustedStatus?: string }
   /** The receiver answered 410 Gone: the delivery fails and the subscription is disabled. */
   | { kind: 'gone' };
+
+export interface EventFilter {
+  tenantId: TenantId;
+  /** Only events created at or after this time. */
+  since: number;
+  /** Only these `Entity.Event` types; undefined means every type. */
+  types?: string[];
+  parentId?: string;
+  /** Page after this id, in the order asked for. */
+  after?: string;
+  order: 'asc' | 'desc';
+  limit: number;
+}
+
+export interface LastAttempt {
+  statusCode: number | null;
+  startedAt: number;
+}
 
 export interface DeliveryFilter {
   tenantId?: TenantId;

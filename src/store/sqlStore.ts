@@ -3,8 +3,9 @@ import type { EventType } from '../domain/eventTypes.ts';
 import { uuidv7, type DeliveryId, type EventId, type SubscriptionId, type TenantId } from '../domain/ids.ts';
 import type {
   Attempt, AttemptRecord, ClaimedDelivery, Delivery, DeliveryFilter, HeraldEvent, NewEvent, NewSubscription,
-  Outcome, PublishResult, Subscription, SubscriptionPatch, Tenant, TenantCredentialHashes,
+  EventFilter, LastAttempt, Outcome, PublishResult, Subscription, SubscriptionPatch, Tenant, TenantCredentialHashes,
 } from '../domain/model.ts';
+import { NOTICE_ENTITY } from '../domain/notices.ts';
 import { subscriptionMatches } from '../domain/eventTypes.ts';
 import { UnprocessableError } from '../domain/errors.ts';
 import type { DeliveryState, Dialect, ErrorKind } from '../domain/states.ts';
@@ -153,14 +154,40 @@ export class SqlStore implements Store {
 
   // ---- subscriptions ----
 
-  async createSubscription(s: NewSubscription): Promise<Subscription> {
+  async createSubscription(s: NewSubscription, notice?: string): Promise<Subscription> {
     const now = Date.now();
-    const rows = await this.db.tx((t) => t.all(
-      `INSERT INTO subscriptions (id, tenant_id, dialect, url, description, filters, paused, enabled, status, secrets, headers, properties, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING *`,
-      [uuidv7(now), s.tenantId, s.dialect, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), now],
-    ));
-    return subscriptionOf(rows[0]!);
+    return this.db.tx(async (t) => {
+      const rows = await t.all(
+        `INSERT INTO subscriptions (id, tenant_id, dialect, url, description, filters, paused, enabled, status, secrets, headers, properties, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING *`,
+        [uuidv7(now), s.tenantId, s.dialect, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), now],
+      );
+      const sub = subscriptionOf(rows[0]!);
+      if (notice) await this.queueNotice(t, sub.tenantId, sub.id, notice, now);
+      return sub;
+    });
+  }
+
+  async sendNotice(tenantId: TenantId, id: SubscriptionId, notice: string): Promise<boolean> {
+    return this.db.tx(async (t) => {
+      const rows = await t.all('SELECT id FROM subscriptions WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL', [id, tenantId]);
+      if (rows.length === 0) return false;
+      await this.queueNotice(t, tenantId, id, notice, Date.now());
+      return true;
+    });
+  }
+
+  private async queueNotice(t: Db, tenantId: string, subscriptionId: string, notice: string, now: number): Promise<void> {
+    const eventId = uuidv7(now);
+    await t.run(
+      `INSERT INTO events (id, tenant_id, entity, event, entity_id, data, occurred_at, created_at) VALUES ($1, $2, $3, $4, $5, '{}', $6, $6)`,
+      [eventId, tenantId, NOTICE_ENTITY, notice, subscriptionId, now],
+    );
+    await t.run(
+      `INSERT INTO deliveries (id, tenant_id, event_id, subscription_id, status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $5, $5)`,
+      [uuidv7(now), tenantId, eventId, subscriptionId, now],
+    );
+    await this.notify(t);
   }
 
   async getSubscription(tenantId: TenantId, id: string, dialect?: Dialect): Promise<Subscription | null> {
@@ -216,7 +243,7 @@ export class SqlStore implements Store {
       const n = await t.run('UPDATE subscriptions SET deleted_at = $3, updated_at = $3 WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL', [id, tenantId, now]);
       if (n === 0) return false;
       await t.run(
-        "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, updated_at = $2 WHERE subscription_id = $1 AND status IN ('pending', 'held')",
+        "UPDATE deliveries SET status = 'cancelled', updated_at = $2 WHERE subscription_id = $1 AND status IN ('pending', 'held')",
         [id, now],
       );
       return true;
@@ -297,6 +324,29 @@ export class SqlStore implements Store {
   async getEvent(id: string): Promise<HeraldEvent | null> {
     const rows = await this.db.all('SELECT * FROM events WHERE id = $1', [id]);
     return rows[0] ? eventOf(rows[0]) : null;
+  }
+
+  async listEvents(f: EventFilter): Promise<HeraldEvent[]> {
+    // $5 is always used, so that PostgreSQL can type it: a list of types, or NULL for every type.
+    const typeFilter = f.types ? `AND ${this.db.inList("(entity || '.' || event)", 5)}` : 'AND CAST($5 AS TEXT) IS NULL';
+    const rows = await this.db.all(
+      `SELECT * FROM events
+       WHERE tenant_id = $1 AND created_at >= $2 AND entity <> $3 AND (CAST($4 AS TEXT) IS NULL OR parent_id = $4) ${typeFilter}
+         AND (CAST($6 AS TEXT) IS NULL OR ${f.order === 'asc' ? 'id > $6' : 'id < $6'})
+       ORDER BY id ${f.order === 'asc' ? 'ASC' : 'DESC'} LIMIT $7`,
+      [f.tenantId, f.since, NOTICE_ENTITY, f.parentId ?? null, f.types ? this.db.list(f.types) : null, f.after ?? null, f.limit],
+    );
+    return rows.map(eventOf);
+  }
+
+  async lastAttempt(tenantId: TenantId, dialect: Dialect): Promise<LastAttempt | null> {
+    const rows = await this.db.all(
+      `SELECT a.status_code, a.started_at FROM attempts a JOIN subscriptions s ON s.id = a.subscription_id
+       WHERE s.tenant_id = $1 AND s.dialect = $2 ORDER BY a.id DESC LIMIT 1`,
+      [tenantId, dialect],
+    );
+    const r = rows[0];
+    return r ? { statusCode: r.status_code === null ? null : Number(r.status_code), startedAt: Number(r.started_at) } : null;
   }
 
   async listDeliveries(f: DeliveryFilter): Promise<Delivery[]> {
@@ -390,10 +440,11 @@ export class SqlStore implements Store {
       const error = a.error ?? (a.statusCode !== null && (a.statusCode < 200 || a.statusCode > 299) ? `HTTP ${a.statusCode}` : null);
       let changed: number;
       if (outcome.kind === 'retry') {
-        // The subscription may have been paused or deleted while the attempt was in flight.
+        // The subscription may have been paused or deleted, or the delivery cancelled, while the attempt was in flight:
+        // the attempt is recorded either way, and a cancelled delivery stays cancelled.
         changed = await t.run(
           `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6,
-             status = (SELECT CASE WHEN s.deleted_at IS NOT NULL THEN 'cancelled' WHEN s.paused THEN 'held' ELSE 'pending' END
+             status = (SELECT CASE WHEN deliveries.status = 'cancelled' OR s.deleted_at IS NOT NULL THEN 'cancelled' WHEN s.paused THEN 'held' ELSE 'pending' END
                        FROM subscriptions s WHERE s.id = deliveries.subscription_id)
            WHERE id = $1 AND lease_token = $2`,
           [id, c.leaseToken, outcome.at, a.statusCode, error, now],
@@ -401,7 +452,8 @@ export class SqlStore implements Store {
       } else {
         const status = outcome.kind === 'succeeded' ? 'succeeded' : 'failed';
         changed = await t.run(
-          `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = NULL, status = $3, last_status_code = $4, last_error = $5, updated_at = $6
+          `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = NULL, last_status_code = $4, last_error = $5, updated_at = $6,
+             status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE $3 END
            WHERE id = $1 AND lease_token = $2`,
           [id, c.leaseToken, status, a.statusCode, error, now],
         );
@@ -412,12 +464,27 @@ export class SqlStore implements Store {
          VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8, $9)`,
         [id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody, a.worker],
       );
+      if (outcome.kind === 'failed' && outcome.exhaustedStatus) await this.markExhausted(t, c, outcome.exhaustedStatus, now);
       if (outcome.kind === 'gone') {
         await t.run("UPDATE subscriptions SET paused = TRUE, status = 'disabled', updated_at = $2 WHERE id = $1", [c.subscription.id, now]);
         await this.holdWaiting(t, c.subscription.id, now);
       }
       return true;
     });
+  }
+
+  /** No success since the exhausted delivery was created: the subscription stops receiving. */
+  private async markExhausted(t: Db, c: ClaimedDelivery, status: string, now: number): Promise<void> {
+    const ok = await t.all(
+      'SELECT 1 AS ok FROM attempts WHERE subscription_id = $1 AND started_at >= $2 AND status_code >= 200 AND status_code < 300 LIMIT 1',
+      [c.subscription.id, c.delivery.createdAt],
+    );
+    if (ok.length > 0) return;
+    await t.run('UPDATE subscriptions SET enabled = FALSE, status = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL', [c.subscription.id, status, now]);
+    await t.run(
+      "UPDATE deliveries SET status = 'cancelled', updated_at = $2 WHERE subscription_id = $1 AND status IN ('pending', 'held')",
+      [c.subscription.id, now],
+    );
   }
 
   async release(c: ClaimedDelivery, at: number): Promise<void> {

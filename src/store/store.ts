@@ -2,7 +2,7 @@ import type { EventType } from '../domain/eventTypes.ts';
 import type { DeliveryId, EventId, SubscriptionId, TenantId } from '../domain/ids.ts';
 import type {
   Attempt, AttemptRecord, ClaimedDelivery, Delivery, DeliveryFilter, HeraldEvent, NewEvent, NewSubscription,
-  Outcome, PublishResult, Subscription, SubscriptionPatch, Tenant, TenantCredentialHashes,
+  EventFilter, LastAttempt, Outcome, PublishResult, Subscription, SubscriptionPatch, Tenant, TenantCredentialHashes,
 } from '../domain/model.ts';
 import type { Dialect } from '../domain/states.ts';
 
@@ -28,7 +28,10 @@ export interface Store {
   /** Adds the entries that are missing, leaving existing descriptions alone. */
   seedEventTypes(types: readonly EventType[]): Promise<void>;
 
-  createSubscription(s: NewSubscription): Promise<Subscription>;
+  /** With a notice, the subscription and the notice's delivery are written together. */
+  createSubscription(s: NewSubscription, notice?: string): Promise<Subscription>;
+  /** Queues a notice (NOTICE_ENTITY) to one subscription, whatever its state; false when it is gone. */
+  sendNotice(tenantId: TenantId, id: SubscriptionId, notice: string): Promise<boolean>;
   getSubscription(tenantId: TenantId, id: string, dialect?: Dialect): Promise<Subscription | null>;
   listSubscriptions(tenantId: TenantId, dialect: Dialect): Promise<Subscription[]>;
   /** Pausing holds its waiting deliveries; unpausing makes the held ones due now. */
@@ -39,6 +42,10 @@ export interface Store {
   /** Events and their deliveries, all in one transaction. */
   publish(events: NewEvent[]): Promise<PublishResult[]>;
   getEvent(id: string): Promise<HeraldEvent | null>;
+  /** A tenant's published events (notices excluded), paged by id. */
+  listEvents(f: EventFilter): Promise<HeraldEvent[]>;
+  /** The latest attempt to any of a tenant's subscriptions of one dialect. */
+  lastAttempt(tenantId: TenantId, dialect: Dialect): Promise<LastAttempt | null>;
   listDeliveries(filter: DeliveryFilter): Promise<Delivery[]>;
   getDelivery(id: string): Promise<Delivery | null>;
   listAttempts(deliveryId: DeliveryId): Promise<Attempt[]>;

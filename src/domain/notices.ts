@@ -1,0 +1,10 @@
+/**
+ * A notice is a message from Herald itself to one subscription (a verification token,
+ * say), carried as an event of this reserved entity so that it is delivered, retried and
+ * recorded like any other. Catalog names start with a letter, so no one can publish one.
+ */
+export const NOTICE_ENTITY = '$herald';
+
+export const NOTICES = { verification: 'verification' } as const;
+
+export const isNotice = (entity: string) => entity === NOTICE_ENTITY;
