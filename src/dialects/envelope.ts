@@ -16,4 +16,6 @@ export interface RenderContext {
 
 export interface Envelope {
   render(event: HeraldEvent, subscription: Subscription, ctx: RenderContext): Rendered;
+  /** When set, a subscription whose delivery runs out of retries with no success since takes this status and stops receiving. */
+  exhaustedStatus?: string;
 }

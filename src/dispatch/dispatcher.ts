@@ -174,7 +174,9 @@ export class Dispatcher {
     this.perSubscription.set(subId, busy + 1);
     try {
       const res = await this.send(c);
-      const outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
+      let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
+      const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
+      if (outcome.kind === 'failed' && exhaustedStatus) outcome = { kind: 'failed', exhaustedStatus };
       const ok = await this.o.store.complete(c, {
         startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
         errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { nativeRoutes } from '../dialects/native/routes.ts';
+import { gustoError, gustoRoutes } from '../dialects/gusto/routes.ts';
 import { paycorError, paycorRoutes } from '../dialects/paycor/routes.ts';
 import { adminRoutes } from './admin.ts';
 import { errorHandler, nativeError, type ErrorRenderer } from './errors.ts';
@@ -9,6 +10,7 @@ import type { Services } from './services.ts';
 /** Which dialect's error shape answers for a path no route matched, or a router failure. */
 const RENDERERS: [RegExp, ErrorRenderer][] = [
   [/^\/(eventsubscriptions|Accounts|v1\/events\/mockevent)(\/|$|\?)/i, paycorError],
+  [/^\/v1\/(webhook_subscriptions|webhooks|events)(\/|$|\?)/i, gustoError],
 ];
 
 const rendererFor = (req: FastifyRequest): ErrorRenderer => RENDERERS.find(([re]) => re.test(req.url))?.[1] ?? nativeError;
@@ -36,5 +38,6 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
   app.register(adminRoutes(s), { prefix: '/admin/v1' });
   app.register(nativeRoutes(s), { prefix: '/api/v1' });
   app.register(paycorRoutes(s));
+  app.register(gustoRoutes(s));
   return app;
 }
