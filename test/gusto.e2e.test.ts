@@ -262,6 +262,44 @@ for (const engine of engines()) {
       assert.equal(bearer.body.length, 1);
     });
 
+    test('malformed verify and update bodies are 422s naming the field; odd ids are 404; no 500s', async () => {
+      const t = await h.tenant();
+      const api = gusto(t.credentials.api_token);
+      const rx = await receiver();
+      const created = (await api('POST', '/v1/webhook_subscriptions', { url: rx.url, subscription_types: ['Employee'] })).body;
+      const cases: [string, string, unknown, number, string][] = [
+        ['PUT', `/v1/webhook_subscriptions/${created.uuid}/verify`, {}, 422, 'verification_token'],
+        ['PUT', `/v1/webhook_subscriptions/${created.uuid}/verify`, { verification_token: 7 }, 422, 'verification_token'],
+        ['PUT', `/v1/webhook_subscriptions/${created.uuid}/verify`, [], 400, 'base'],
+        ['PUT', `/v1/webhook_subscriptions/${created.uuid}`, { subscription_types: 'Employee' }, 422, 'subscription_types'],
+        ['PUT', `/v1/webhook_subscriptions/${created.uuid}`, { subscription_types: [1] }, 422, 'subscription_types'],
+        ['PUT', `/v1/webhook_subscriptions/${created.uuid}`, { subscription_types: ['Nope'] }, 422, 'subscription_types'],
+        ['GET', '/v1/webhook_subscriptions/not-a-uuid', undefined, 404, 'base'],
+        ['GET', `/v1/webhook_subscriptions/${'x'.repeat(500)}`, undefined, 414, 'base'],
+        ['GET', '/v1/webhook_subscriptions/%E0%A4%A', undefined, 400, 'base'],
+      ];
+      for (const [m, p, body, status, key] of cases) {
+        const r = await api(m, p, body);
+        assert.equal(r.status, status, `${m} ${p.slice(0, 60)} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.errors[0].error_key, key);
+      }
+      const still = (await api('GET', `/v1/webhook_subscriptions/${created.uuid}`)).body;
+      assert.deepEqual([still.status, still.subscription_types], ['pending', ['Employee']], 'refused changes changed nothing');
+    });
+
+    test('410 Gone makes a subscription unreachable', async () => {
+      const t = await h.tenant();
+      const api = gusto(t.credentials.api_token);
+      let gone = false;
+      const rx = await receiver(() => ({ status: gone ? 410 : 200 }));
+      const { uuid } = await verified(api, rx);
+      gone = true;
+      await h.publish({ tenant_id: t.id, entity: 'Employee', event: 'created', entity_id: 'e1' });
+      await rx.waitFor(2);
+      await eventually(async () => (await api('GET', `/v1/webhook_subscriptions/${uuid}`)).body.status === 'unreachable', 5000, 'unreachable after 410');
+      assert.equal(rx.received.length, 2, 'no retry after 410');
+    });
+
     test('health check is unknown before any delivery', async () => {
       const t = await h.tenant();
       const r = await gusto(t.credentials.api_token)('GET', '/v1/webhooks/health_check');

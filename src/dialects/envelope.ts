@@ -16,6 +16,9 @@ export interface RenderContext {
 
 export interface Envelope {
   render(event: HeraldEvent, subscription: Subscription, ctx: RenderContext): Rendered;
-  /** When set, a subscription whose delivery runs out of retries with no success since takes this status and stops receiving. */
+  /**
+   * When set, a subscription whose delivery runs out of retries with no success since, or
+   * is answered 410 Gone, takes this status and stops receiving.
+   */
   exhaustedStatus?: string;
 }

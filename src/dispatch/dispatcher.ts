@@ -176,7 +176,8 @@ export class Dispatcher {
       const res = await this.send(c);
       let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
       const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
-      if (outcome.kind === 'failed' && exhaustedStatus) outcome = { kind: 'failed', exhaustedStatus };
+      // A dialect with its own out-of-service status uses it for 410 Gone too.
+      if ((outcome.kind === 'failed' || outcome.kind === 'gone') && exhaustedStatus) outcome = { kind: 'failed', exhaustedStatus };
       const ok = await this.o.store.complete(c, {
         startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
         errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,

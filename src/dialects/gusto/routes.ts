@@ -16,13 +16,12 @@ const EVENT_TYPE_PATTERN = /^[a-z0-9_*]+(\.[a-z0-9_*]+)?$/;
 
 /** Gusto's error list. Field errors are 422 here; a body that is not JSON stays 400. */
 export const gustoError: ErrorRenderer = (f) => {
-  const bodyLevel = f.field === 'body' || f.field === undefined;
   const category = f.status === 401 ? 'invalid_token'
     : f.status === 404 ? 'not_found'
     : f.status === 409 ? 'conflict'
-    : f.status === 400 && bodyLevel ? 'invalid_request'
+    : f.status === 422 ? 'invalid_attribute_value'
     : f.status >= 500 ? 'internal_error'
-    : 'invalid_attribute_value';
+    : 'invalid_request';
   const message = f.field && f.message.startsWith(f.field + ' ') ? f.message.slice(f.field.length + 1) : f.message;
   return { errors: [{ error_key: f.field && f.field !== 'body' ? f.field : 'base', category, message }] };
 };

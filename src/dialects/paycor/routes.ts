@@ -12,7 +12,7 @@ import { asciiJson, paycorId, paycorNotification, paycorSignature } from './enve
 import { TokenIssuer } from './token.ts';
 
 const KEY_HEADER = 'ocp-apim-subscription-key';
-const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error' };
+const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error' };
 /** Printable ASCII: the seed's validator encodes the secret as ASCII, so nothing else survives it. */
 const ASCII_SECRET = /^[\x20-\x7e]+$/;
 /** Headers a registration may not set: they would break the request or impersonate Herald's own. */
