@@ -41,7 +41,9 @@ export class Herald {
     await this.store.seedEventTypes(DEFAULT_CATALOG);
     const box = new SecretBox(c.secretKey);
     const guard = new AddressGuard(c.allowPrivateNetworks);
-    this.sender = new Sender(guard, c.requestTimeoutMs, c.maxInFlightPerEndpoint);
+    // Connections are per origin, and several subscriptions may share one: the pool gets the
+    // process's whole budget, and the dispatcher bounds each subscription.
+    this.sender = new Sender(guard, c.requestTimeoutMs, c.maxInFlight);
     this.dispatcher = new Dispatcher({
       store: this.store, sender: this.sender, box, envelopes: envelopes(c), log: this.log,
       retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },

@@ -4,7 +4,7 @@ import type { ClaimedDelivery, Outcome, Subscription } from '../domain/model.ts'
 import { nextRetryDelayMs, parseRetryAfter, type RetryPolicy } from '../domain/retry.ts';
 import type { Dialect } from '../domain/states.ts';
 import type { SecretBox } from '../secrets.ts';
-import type { Store } from '../store/store.ts';
+import type { ClaimRoom, Store } from '../store/store.ts';
 import type { SendResult, Sender } from './sender.ts';
 
 export interface DispatcherOptions {
@@ -46,12 +46,20 @@ export class Dispatcher {
   private loopDone: Promise<void> = Promise.resolve();
   private woken = false;
   private wakeUp: (() => void) | null = null;
+  /** Attempts being sent now. */
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly perSubscription = new Map<string, number>();
+  /** Claimed deliveries not yet finished: being sent, or waiting for their subscription's slot. */
+  private claimed = 0;
+  private readonly sending = new Map<string, number>();
+  private readonly waiting = new Map<string, ClaimedDelivery[]>();
   private readonly secretCache = new Map<string, { updatedAt: number; secrets: { plain: string; expiresAt: number | null }[] }>();
+
+  /** Claims a subscription may keep waiting for a slot: enough to refill its slots at once, few enough to leave the rest to others. */
+  private readonly queueLimit: number;
 
   constructor(o: DispatcherOptions) {
     this.o = o;
+    this.queueLimit = Math.min(o.maxInFlightPerEndpoint, 16);
   }
 
   start(): void {
@@ -72,11 +80,14 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
-  /** Stops claiming, then lets in-flight attempts finish for up to `graceMs`. */
+  /** Stops claiming, hands back what waits, then lets in-flight attempts finish for up to `graceMs`. */
   async stop(graceMs: number): Promise<void> {
     this.running = false;
     this.wake();
     await this.loopDone;
+    const waiting = [...this.waiting.values()].flat();
+    this.waiting.clear();
+    await Promise.all(waiting.map((c) => this.giveBack(c, Date.now())));
     if (this.inFlight.size > 0) await Promise.race([Promise.all(this.inFlight), sleep(graceMs)]);
   }
 
@@ -91,7 +102,7 @@ export class Dispatcher {
   private async loop(): Promise<void> {
     let backoff = 0;
     while (this.running) {
-      const room = this.o.maxInFlight - this.inFlight.size;
+      const room = this.o.maxInFlight - this.claimed;
       if (room <= 0) {
         await this.wait(this.o.pollIntervalMs);
         this.woken = false;
@@ -101,7 +112,7 @@ export class Dispatcher {
       this.woken = false;
       let claims: ClaimedDelivery[];
       try {
-        claims = await this.o.store.claimDue(want, this.o.leaseMs);
+        claims = await this.o.store.claimDue(want, this.o.leaseMs, this.room());
         backoff = 0;
       } catch (err) {
         // Cannot claim: back off and try again; nothing is lost, the deliveries stay due.
@@ -110,28 +121,93 @@ export class Dispatcher {
         await sleep(backoff);
         continue;
       }
-      for (const c of claims) this.track(this.deliver(c));
+      for (const c of claims) this.admit(c);
       if (claims.length < want) await this.idle();
     }
   }
 
   private async idle(): Promise<void> {
     let ms = this.o.pollIntervalMs;
-    try {
-      const next = await this.o.store.nextDueAt();
-      if (next !== null) ms = Math.max(0, Math.min(ms, next - Date.now()));
-    } catch {
-      // The poll interval is the fallback.
+    // With a subscription full, what is due may be its own: a freed slot wakes the loop instead.
+    if (![...this.room().bySubscription.values()].some((n) => n <= 0)) {
+      try {
+        const next = await this.o.store.nextDueAt();
+        if (next !== null) ms = Math.max(0, Math.min(ms, next - Date.now()));
+      } catch {
+        // The poll interval is the fallback.
+      }
     }
     if (ms > 0) await this.wait(ms);
   }
 
-  private track(p: Promise<void>): void {
+  /**
+   * What each busy subscription can still take: its cap and queue, less what it holds.
+   * A busy subscription is refilled only once half its queue has room, so that claims come
+   * in useful batches rather than one per freed slot.
+   */
+  private room(): ClaimRoom {
+    const full = this.o.maxInFlightPerEndpoint + this.queueLimit;
+    const bySubscription = new Map<string, number>();
+    for (const [id, n] of this.sending) {
+      const r = full - n - (this.waiting.get(id)?.length ?? 0);
+      bySubscription.set(id, r >= Math.ceil(this.queueLimit / 2) ? r : 0);
+    }
+    return { bySubscription, otherwise: full };
+  }
+
+  /**
+   * Sends a claimed delivery now if its subscription has a free slot, else queues it
+   * behind that subscription's in-flight ones (up to `queueLimit`); past that the claim
+   * goes straight back to the store, and later claims leave the subscription out until
+   * it has room. So one slow endpoint holds at most its cap plus a short queue of the
+   * process's slots, and the rest keep flowing.
+   */
+  private admit(c: ClaimedDelivery): void {
+    this.claimed++;
+    const id = c.subscription.id;
+    if ((this.sending.get(id) ?? 0) < this.o.maxInFlightPerEndpoint) return this.launch(c);
+    const q = this.waiting.get(id) ?? [];
+    if (q.length < this.queueLimit) {
+      q.push(c);
+      this.waiting.set(id, q);
+      return;
+    }
+    void this.giveBack(c, Date.now());
+  }
+
+  private launch(c: ClaimedDelivery): void {
+    const id = c.subscription.id;
+    this.sending.set(id, (this.sending.get(id) ?? 0) + 1);
+    const p = this.deliver(c);
     this.inFlight.add(p);
     void p.finally(() => {
       this.inFlight.delete(p);
-      this.wake();
+      const wasFull = this.claimed >= this.o.maxInFlight;
+      this.claimed--;
+      const q = this.waiting.get(id);
+      const next = q?.shift();
+      if (q && q.length === 0) this.waiting.delete(id);
+      const n = (this.sending.get(id) ?? 1) - 1;
+      if (n <= 0) this.sending.delete(id);
+      else this.sending.set(id, n);
+      if (next && this.running) this.launch(next);
+      else if (next) void this.giveBack(next, Date.now());
+      // Wake the claim loop only when this makes a claim worthwhile: the process had no room,
+      // or this subscription just reached its refill threshold.
+      const held = (this.sending.get(id) ?? 0) + (this.waiting.get(id)?.length ?? 0);
+      if (wasFull || held === this.o.maxInFlightPerEndpoint + this.queueLimit - Math.ceil(this.queueLimit / 2) || held === 0) this.wake();
     });
+  }
+
+  /** Returns a claim to the store unsent, due again at `at`. */
+  private async giveBack(c: ClaimedDelivery, at: number): Promise<void> {
+    try {
+      await this.o.store.release(c, at);
+    } catch (err) {
+      this.o.log.error({ err, delivery: c.delivery.id }, 'handing a delivery back failed; its lease will run out');
+    } finally {
+      this.claimed--;
+    }
   }
 
   private secretsFor(s: Subscription, now: number): string[] {
@@ -164,14 +240,6 @@ export class Dispatcher {
   }
 
   private async deliver(c: ClaimedDelivery): Promise<void> {
-    const subId = c.subscription.id;
-    const busy = this.perSubscription.get(subId) ?? 0;
-    if (busy >= this.o.maxInFlightPerEndpoint) {
-      // One slow endpoint must not take every slot: hand it back for a moment.
-      await this.o.store.release(c, Date.now() + 200).catch((err) => this.o.log.error({ err }, 'releasing a delivery failed'));
-      return;
-    }
-    this.perSubscription.set(subId, busy + 1);
     try {
       const res = await this.send(c);
       let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
@@ -186,10 +254,6 @@ export class Dispatcher {
     } catch (err) {
       // Cannot record the outcome: the lease will run out and the delivery will be sent again.
       this.o.log.error({ err, delivery: c.delivery.id }, 'recording a delivery outcome failed');
-    } finally {
-      const n = (this.perSubscription.get(subId) ?? 1) - 1;
-      if (n <= 0) this.perSubscription.delete(subId);
-      else this.perSubscription.set(subId, n);
     }
   }
 }

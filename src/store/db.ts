@@ -22,6 +22,12 @@ export interface Db {
 /** Inserts many rows into `table`, in chunks the engine accepts. */
 export async function insertMany(db: Db, table: string, columns: string[], rows: Param[][]): Promise<void> {
   if (rows.length === 0) return;
+  if (db.engine === 'sqlite') {
+    // In-process SQLite: one prepared single-row statement is faster than a huge multi-row one.
+    const one = `INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(',')})`;
+    for (const row of rows) await db.run(one, row);
+    return;
+  }
   // PostgreSQL allows 65535 parameters a statement; SQLite's default limit is 32766.
   const perChunk = Math.max(1, Math.floor(30000 / columns.length));
   for (let i = 0; i < rows.length; i += perChunk) {

@@ -11,7 +11,7 @@ import { UnprocessableError } from '../domain/errors.ts';
 import type { DeliveryState, Dialect, ErrorKind } from '../domain/states.ts';
 import { insertMany, type Db, type Param } from './db.ts';
 import { migrate } from './migrate.ts';
-import type { Store } from './store.ts';
+import type { ClaimRoom, Store } from './store.ts';
 
 type Row = Record<string, any>;
 
@@ -402,19 +402,36 @@ export class SqlStore implements Store {
 
   // ---- dispatch ----
 
-  async claimDue(limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+  async claimDue(limit: number, leaseMs: number, room: ClaimRoom = { bySubscription: new Map(), otherwise: limit }): Promise<ClaimedDelivery[]> {
     const token = randomBytes(12).toString('base64url');
+    const skip = [...room.bySubscription].filter(([, n]) => n <= 0).map(([id]) => id);
     return this.db.tx(async (t) => {
       const now = Date.now();
-      const pick = t.engine === 'postgres'
-        ? `SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`
-        : `SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2`;
+      // A window of the oldest due deliveries, of which each subscription gets what it has room for.
+      const window = `SELECT id, subscription_id FROM deliveries
+        WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})
+        ORDER BY next_attempt_at LIMIT $2`;
+      const due = await t.all<{ id: string; subscription_id: string }>(window, [now, limit * 4, t.list(skip)]);
+      const left = new Map(room.bySubscription);
+      const ids: string[] = [];
+      for (const d of due) {
+        const r = left.get(d.subscription_id) ?? room.otherwise;
+        if (r <= 0) continue;
+        left.set(d.subscription_id, r - 1);
+        ids.push(d.id);
+        if (ids.length >= limit) break;
+      }
+      if (ids.length === 0) return [];
+      // Only the picked rows are locked, and only those still due: on PostgreSQL another
+      // process may have leased some since the window was read (SKIP LOCKED passes over
+      // the ones it holds; the due check drops the ones it has committed).
+      const lock = t.engine === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
       const claimed = await t.all(
-        `UPDATE deliveries SET next_attempt_at = $3, lease_token = $4, updated_at = $1
-         WHERE id IN (${pick}) RETURNING *`,
-        [now, limit, now + leaseMs, token],
+        `UPDATE deliveries SET next_attempt_at = $2, lease_token = $3, updated_at = $1
+         WHERE id IN (SELECT id FROM deliveries WHERE ${t.inList('id', 4)} AND status = 'pending' AND next_attempt_at <= $1${lock})
+         RETURNING *`,
+        [now, now + leaseMs, token, t.list(ids)],
       );
-      if (claimed.length === 0) return [];
       const eventIds = [...new Set(claimed.map((r) => r.event_id as string))];
       const subIds = [...new Set(claimed.map((r) => r.subscription_id as string))];
       const events = new Map((await t.all(`SELECT * FROM events WHERE ${t.inList('id', 1)}`, [t.list(eventIds)])).map((r) => [r.id, eventOf(r)]));

@@ -6,6 +6,12 @@ import type {
 } from '../domain/model.ts';
 import type { Dialect } from '../domain/states.ts';
 
+/** How many more deliveries each subscription can take now; subscriptions not listed can take `otherwise`. */
+export interface ClaimRoom {
+  bySubscription: Map<string, number>;
+  otherwise: number;
+}
+
 /** The port every storage engine implements; one contract test suite runs against each. */
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
@@ -53,7 +59,8 @@ export interface Store {
   /** Makes a delivery due now. Null when it is unknown; 'busy' when it is in flight or its subscription cannot take it. */
   retryNow(id: DeliveryId): Promise<Delivery | null | 'busy'>;
 
-  claimDue(limit: number, leaseMs: number): Promise<ClaimedDelivery[]>;
+  /** Leases up to `limit` due deliveries, oldest due first, no more for a subscription than it has room for. */
+  claimDue(limit: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
   /** Records the attempt and its outcome; false when the lease was lost to another worker. */
   complete(claim: ClaimedDelivery, attempt: AttemptRecord, outcome: Outcome): Promise<boolean>;
   /** Gives a claimed delivery back without an attempt, due again at `at`. */

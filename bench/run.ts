@@ -1,0 +1,436 @@
+// Herald's benchmark: `npm run bench [-- --quick | --tiny] [--only a,b] [--no-pg]`.
+// Measures, in one run on one machine, a plain keep-alive sender (the ceiling) and Herald
+// end to end against the same receiver, and prints every Herald figure as a ratio to the
+// ceiling or to its own baseline. It reports; it never fails because the machine is slow.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Pool } from 'undici';
+import { nativeBody } from '../src/dialects/native/envelope.ts';
+import type { HeraldEvent } from '../src/domain/model.ts';
+import { standardSignature } from '../src/signing/signatures.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    tiny: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'no-pg': { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench/results' },
+  },
+});
+
+const MODE = args.tiny ? 'tiny' : args.quick ? 'quick' : 'full';
+const SIZES = {
+  full: { throughput: 50_000, latencyRate: 500, latencySeconds: 20, fanout: 10_000, backlogLarge: 1_000_000, backlogSmall: 10_000, isolationEvents: 5_000, slowMs: 5000, timeoutMs: 10_000 },
+  quick: { throughput: 5_000, latencyRate: 200, latencySeconds: 3, fanout: 500, backlogLarge: 50_000, backlogSmall: 5_000, isolationEvents: 1_000, slowMs: 5000, timeoutMs: 10_000 },
+  tiny: { throughput: 300, latencyRate: 50, latencySeconds: 1, fanout: 30, backlogLarge: 2_000, backlogSmall: 200, isolationEvents: 100, slowMs: 1000, timeoutMs: 2000 },
+}[MODE];
+const HEALTHY_ENDPOINTS = 4;
+const CEILING_IN_FLIGHT = 64;
+const ADMIN = 'bench-admin-token';
+const PG_URL = process.env.HERALD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const only = args.only ? new Set(args.only.split(',')) : null;
+const wanted = (name: string) => only === null || only.has(name);
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+// ---------- the receiver process ----------
+
+class ReceiverProc {
+  private child!: ChildProcess;
+  private replies: ((m: any) => void)[] = [];
+  url = '';
+
+  static async start(slowMs: number): Promise<ReceiverProc> {
+    const r = new ReceiverProc();
+    r.child = fork(new URL('./receiver.ts', import.meta.url).pathname, [], { env: { ...process.env, BENCH_SLOW_MS: String(slowMs), BENCH_KEEP_TIMES: '1' } });
+    const first = await new Promise<any>((res) => r.child.once('message', res));
+    r.url = `http://127.0.0.1:${first.port}`;
+    r.child.on('message', (m) => r.replies.shift()?.(m));
+    return r;
+  }
+
+  private ask(msg: object): Promise<any> {
+    return new Promise((res) => { this.replies.push(res); this.child.send(msg); });
+  }
+
+  async count(prefix: string): Promise<number> {
+    return (await this.ask({ cmd: 'stats', prefix })).matching;
+  }
+
+  async times(): Promise<Map<string, number>> {
+    return new Map((await this.ask({ cmd: 'times' })).times);
+  }
+
+  reset(): Promise<void> {
+    return this.ask({ cmd: 'reset' });
+  }
+
+  /** When `n` requests under `prefix` have arrived (or the patience ran out: the figure is then partial). */
+  async waitFor(prefix: string, n: number, patienceMs: number): Promise<{ at: number; got: number }> {
+    const end = now() + patienceMs;
+    for (;;) {
+      const got = await this.count(prefix);
+      if (got >= n || now() > end) return { at: now(), got };
+      await sleep(5);
+    }
+  }
+
+  stop(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+// ---------- Herald as its own process ----------
+
+class HeraldProc {
+  child!: ChildProcess;
+  url = '';
+  private pool!: Pool;
+  private dir = '';
+  private schema: string | null = null;
+
+  static async start(engine: 'sqlite' | 'postgres', extra: Record<string, string> = {}): Promise<HeraldProc> {
+    const h = new HeraldProc();
+    h.dir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
+    if (engine === 'postgres') h.schema = `bench_${randomBytes(4).toString('hex')}`;
+    h.child = spawn(process.execPath, ['src/cli.ts', 'serve'], {
+      env: {
+        PATH: process.env.PATH,
+        HERALD_DATA_DIR: h.dir,
+        HERALD_PORT: '0',
+        HERALD_ADMIN_TOKEN: ADMIN,
+        HERALD_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+        HERALD_LOG_LEVEL: 'info',
+        ...(h.schema ? { DATABASE_URL: PG_URL, HERALD_DATABASE_SCHEMA: h.schema } : {}),
+        ...extra,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const rl = createInterface({ input: h.child.stdout! });
+    h.url = await new Promise<string>((res, rej) => {
+      rl.on('line', (line) => { if (line.includes('"Herald is ready"')) res(JSON.parse(line).url); });
+      h.child.once('exit', (code) => rej(new Error(`Herald exited with ${code}`)));
+    });
+    h.pool = new Pool(h.url, { connections: 8 });
+    return h;
+  }
+
+  async call(method: string, path: string, token: string, body?: unknown): Promise<any> {
+    const res = await this.pool.request({
+      method: method as 'POST', path,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  /** Peak resident set size of the Herald process so far, in MB (VmHWM). */
+  peakRssMb(): number {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.child.pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : NaN;
+  }
+
+  async stop(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
+    await this.pool.close();
+    rmSync(this.dir, { recursive: true, force: true });
+    if (this.schema) {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS "${this.schema}" CASCADE`);
+      await c.end();
+    }
+  }
+}
+
+// ---------- what is sent ----------
+
+const sampleEvent = (pad: string): HeraldEvent => ({
+  id: '01a20564-a31b-7000-8840-7f5a6b07231c' as HeraldEvent['id'], tenantId: 't' as HeraldEvent['tenantId'], entity: 'Employee', event: 'Update',
+  entityId: '000042', entityUri: 'v1/employees/000042', parentType: 'Company', parentId: '7', data: { pad }, occurredAt: Date.parse('2026-01-01T00:00:00Z'),
+  createdAt: 0, idempotencyKey: null,
+});
+/** Padding that makes each delivery body 1 KB. */
+const PAD = 'x'.repeat(1024 - nativeBody(sampleEvent('')).length);
+const BODY_1KB = nativeBody(sampleEvent(PAD));
+
+const eventJson = (tenantId: string, i: number) => ({
+  tenant_id: tenantId, entity: 'Employee', event: 'Update', entity_id: String(i).padStart(6, '0'),
+  entity_uri: `v1/employees/${String(i).padStart(6, '0')}`, parent_type: 'Company', parent_id: '7', data: { pad: PAD },
+});
+
+async function tenantWithEndpoints(h: HeraldProc, urls: string[], paused = false, concurrency = 16) {
+  const t = await h.call('POST', '/admin/v1/tenants', ADMIN, { name: 'Bench' });
+  const ids: string[] = new Array(urls.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, urls.length) }, async () => {
+    while (next < urls.length) {
+      const i = next++;
+      ids[i] = (await h.call('POST', '/api/v1/endpoints', t.credentials.api_token, { url: urls[i], paused })).id;
+    }
+  }));
+  return { tenantId: t.id as string, token: t.credentials.api_token as string, endpointIds: ids };
+}
+
+/** Publishes `n` events through the batch API, 1,000 a call, two calls in flight. */
+async function publishBatches(h: HeraldProc, tenantId: string, n: number): Promise<void> {
+  let next = 0;
+  await Promise.all([0, 1].map(async () => {
+    while (next < n) {
+      const start = next;
+      next = Math.min(n, next + 1000);
+      const events = [];
+      for (let i = start; i < next; i++) events.push(eventJson(tenantId, i));
+      await h.call('POST', '/admin/v1/events/batch', ADMIN, { events });
+    }
+  }));
+}
+
+// ---------- the scenarios ----------
+
+type Row = { figure: string; value: string; ratio?: number; goal?: string; met?: boolean };
+const rows: Row[] = [];
+const results: Record<string, unknown> = {};
+const patience = MODE === 'full' ? 15 * 60_000 : 120_000;
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function ceiling(rx: ReceiverProc, n: number): Promise<number> {
+  const pool = new Pool(rx.url, { connections: CEILING_IN_FLIGHT, pipelining: 1 });
+  const secret = 'whsec_' + randomBytes(32).toString('base64');
+  let sent = 0;
+  const t0 = now();
+  await Promise.all(Array.from({ length: CEILING_IN_FLIGHT }, async () => {
+    while (sent < n) {
+      const i = sent++;
+      const id = `ceiling-${i}`;
+      const ts = Math.floor(Date.now() / 1000);
+      const res = await pool.request({
+        method: 'POST', path: '/ceiling/',
+        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': standardSignature(secret, id, ts, BODY_1KB) },
+        body: BODY_1KB,
+      });
+      await res.body.text();
+    }
+  }));
+  const rate = n / ((now() - t0) / 1000);
+  await pool.close();
+  return rate;
+}
+
+async function throughput(rx: ReceiverProc, engine: 'sqlite' | 'postgres', n: number) {
+  const h = await HeraldProc.start(engine);
+  try {
+    const prefix = `/tp-${engine}/`;
+    const { tenantId } = await tenantWithEndpoints(h, [rx.url + prefix]);
+    const t0 = now();
+    await publishBatches(h, tenantId, n);
+    const published = now();
+    const { at, got } = await rx.waitFor(prefix, n, patience);
+    return { deliveries: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000), publishRate: n / ((published - t0) / 1000), peakRssMb: h.peakRssMb() };
+  } finally {
+    await h.stop();
+  }
+}
+
+async function latency(rx: ReceiverProc, rate: number, seconds: number) {
+  const h = await HeraldProc.start('sqlite');
+  try {
+    const prefix = '/lat/';
+    const { tenantId } = await tenantWithEndpoints(h, [rx.url + prefix]);
+    const publish = async (i: number, sentAt: Map<string, number>) => {
+      const t = now();
+      const e = await h.call('POST', '/admin/v1/events', ADMIN, eventJson(tenantId, i));
+      sentAt.set(e.id, t);
+    };
+    // Warm-up, not measured.
+    const warm = new Map<string, number>();
+    for (let i = 0; i < 50; i++) await publish(i, warm);
+    await rx.waitFor(prefix, 50, patience);
+    const total = Math.round(rate * seconds);
+    const sentAt = new Map<string, number>();
+    const inFlight: Promise<void>[] = [];
+    const start = now();
+    let sent = 0;
+    // Open loop: each publish leaves at its scheduled time, whether or not earlier ones are done.
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate) + 1);
+      while (sent < due) inFlight.push(publish(1000 + sent++, sentAt));
+      await sleep(1);
+    }
+    await Promise.all(inFlight);
+    await rx.waitFor(prefix, 50 + total, patience);
+    const times = await rx.times();
+    const lat = [...sentAt].map(([id, t]) => (times.get(id) ?? NaN) - t).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
+    return { offeredPerSecond: rate, seconds, events: total, received: lat.length, p50: pct(50), p95: pct(95), p99: pct(99), max: lat.at(-1)! };
+  } finally {
+    await h.stop();
+  }
+}
+
+async function fanout(rx: ReceiverProc, subscriptions: number) {
+  const h = await HeraldProc.start('sqlite');
+  try {
+    const prefix = '/fan/';
+    const { tenantId } = await tenantWithEndpoints(h, Array.from({ length: subscriptions }, () => rx.url + prefix));
+    const t0 = now();
+    await h.call('POST', '/admin/v1/events', ADMIN, eventJson(tenantId, 1));
+    const { at, got } = await rx.waitFor(prefix, subscriptions, patience);
+    return { subscriptions, received: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000) };
+  } finally {
+    await h.stop();
+  }
+}
+
+/** Drain rate over the first `measure` deliveries of a backlog of `size` due deliveries. */
+async function backlog(rx: ReceiverProc, size: number, measure: number) {
+  const h = await HeraldProc.start('sqlite');
+  try {
+    const prefix = `/backlog-${size}/`;
+    const { tenantId, token, endpointIds } = await tenantWithEndpoints(h, [rx.url + prefix], true);
+    const p0 = now();
+    await publishBatches(h, tenantId, size);
+    const publishSeconds = (now() - p0) / 1000;
+    const u0 = now();
+    await h.call('PATCH', `/api/v1/endpoints/${endpointIds[0]}`, token, { paused: false });
+    const t0 = now();
+    const { at, got } = await rx.waitFor(prefix, measure, patience);
+    return { backlog: size, measured: got, rate: got / ((at - t0) / 1000), publishSeconds, unpauseSeconds: (t0 - u0) / 1000, peakRssMb: h.peakRssMb() };
+  } finally {
+    await h.stop();
+  }
+}
+
+async function isolation(rx: ReceiverProc, events: number, withSlow: boolean) {
+  const h = await HeraldProc.start('sqlite', { HERALD_REQUEST_TIMEOUT_MS: String(SIZES.timeoutMs), HERALD_LEASE_SECONDS: String((SIZES.timeoutMs * 3) / 1000) });
+  try {
+    const tag = withSlow ? 'with' : 'without';
+    const healthy = Array.from({ length: HEALTHY_ENDPOINTS }, (_, i) => `${rx.url}/iso-${tag}-h${i}/`);
+    const urls = withSlow ? [...healthy, `${rx.url}/slow/iso-${tag}/`] : healthy;
+    const { tenantId } = await tenantWithEndpoints(h, urls);
+    const t0 = now();
+    await publishBatches(h, tenantId, events);
+    const want = events * HEALTHY_ENDPOINTS;
+    const { at, got } = await rx.waitFor(`/iso-${tag}-h`, want, patience);
+    return { healthyDeliveries: got, rate: got / ((at - t0) / 1000) };
+  } finally {
+    await h.stop();
+  }
+}
+
+async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+// ---------- the run ----------
+
+const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+const machine = {
+  cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+  node: process.version, platform: `${os.platform()} ${os.arch()}`,
+};
+log(`mode ${MODE}: ${JSON.stringify(SIZES)}`);
+const rx = await ReceiverProc.start(SIZES.slowMs);
+const pgUp = !args['no-pg'] && (await pgReachable());
+
+try {
+  log('ceiling');
+  const ceil = await ceiling(rx, Math.max(SIZES.throughput, 1000));
+  results.ceiling = { rate: ceil, inFlight: CEILING_IN_FLIGHT, bodyBytes: BODY_1KB.length };
+  rows.push({ figure: `ceiling: undici Pool, ${CEILING_IN_FLIGHT} in flight, ${BODY_1KB.length} B signed bodies`, value: `${fmt(ceil)} req/s`, ratio: 1 });
+
+  if (wanted('throughput')) {
+    for (const engine of ['sqlite', 'postgres'] as const) {
+      if (engine === 'postgres' && !pgUp) {
+        rows.push({ figure: 'throughput, PostgreSQL', value: 'not run: PostgreSQL not reachable' });
+        continue;
+      }
+      log(`throughput ${engine}`);
+      const r = await throughput(rx, engine, SIZES.throughput);
+      results[`throughput_${engine}`] = r;
+      const goal = engine === 'sqlite' ? 0.5 : 0.35;
+      const name = engine === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+      rows.push({ figure: `throughput, ${name}: ${fmt(SIZES.throughput)} events, batch publish`, value: `${fmt(r.rate)} deliveries/s`, ratio: r.rate / ceil, goal: `≥ ${goal}`, met: r.rate / ceil >= goal });
+      rows.push({ figure: `  publish rate, ${name}`, value: `${fmt(r.publishRate)} events/s` });
+      rows.push({ figure: `  peak RSS, ${name} throughput`, value: `${r.peakRssMb} MB` });
+    }
+  }
+
+  if (wanted('latency')) {
+    log('latency');
+    const r = await latency(rx, SIZES.latencyRate, SIZES.latencySeconds);
+    results.latency = r;
+    rows.push({ figure: `latency publish→receipt, SQLite, ${SIZES.latencyRate}/s for ${SIZES.latencySeconds} s: p50 / p95 / max`, value: `${fmt(r.p50, 1)} / ${fmt(r.p95, 1)} / ${fmt(r.max, 1)} ms` });
+    rows.push({ figure: '  p99', value: `${fmt(r.p99, 1)} ms`, goal: '≤ 25 ms', met: r.p99 <= 25 });
+  }
+
+  if (wanted('fanout')) {
+    log('fan-out');
+    const r = await fanout(rx, SIZES.fanout);
+    results.fanout = r;
+    rows.push({ figure: `fan-out: one event to ${fmt(SIZES.fanout)} subscriptions, SQLite`, value: `${fmt(r.seconds, 2)} s (${fmt(r.rate)} deliveries/s)`, ratio: r.rate / ceil });
+  }
+
+  if (wanted('backlog')) {
+    const measure = SIZES.backlogSmall;
+    log(`backlog ${SIZES.backlogSmall}`);
+    const small = await backlog(rx, SIZES.backlogSmall, measure);
+    log(`backlog ${SIZES.backlogLarge}`);
+    const large = await backlog(rx, SIZES.backlogLarge, measure);
+    results.backlog = { small, large };
+    rows.push({ figure: `backlog ${fmt(SIZES.backlogSmall)}: drain rate, SQLite`, value: `${fmt(small.rate)} deliveries/s`, ratio: small.rate / ceil });
+    rows.push({ figure: `backlog ${fmt(SIZES.backlogLarge)}: drain rate, first ${fmt(measure)}`, value: `${fmt(large.rate)} deliveries/s`, ratio: large.rate / small.rate, goal: '≥ 0.90 of 10k', met: large.rate / small.rate >= 0.9 });
+    rows.push({ figure: `  peak RSS with ${fmt(SIZES.backlogLarge)} backlog`, value: `${large.peakRssMb} MB`, goal: '≤ 200 MB', met: large.peakRssMb <= 200 });
+    rows.push({ figure: `  building it: publish, unpause`, value: `${fmt(large.publishSeconds, 1)} s, ${fmt(large.unpauseSeconds, 1)} s` });
+  }
+
+  if (wanted('isolation')) {
+    log('isolation without a slow endpoint');
+    const base = await isolation(rx, SIZES.isolationEvents, false);
+    log('isolation with a slow endpoint');
+    const slow = await isolation(rx, SIZES.isolationEvents, true);
+    results.isolation = { without: base, with: slow };
+    rows.push({ figure: `isolation: ${HEALTHY_ENDPOINTS} healthy endpoints, no slow one`, value: `${fmt(base.rate)} deliveries/s` });
+    rows.push({ figure: `  beside one answering after ${SIZES.slowMs / 1000} s`, value: `${fmt(slow.rate)} deliveries/s`, ratio: slow.rate / base.rate, goal: '≥ 0.90', met: slow.rate / base.rate >= 0.9 });
+  }
+} finally {
+  rx.stop();
+}
+
+// ---------- the report ----------
+
+const w1 = Math.max(...rows.map((r) => r.figure.length));
+const w2 = Math.max(...rows.map((r) => r.value.length));
+const lines = [
+  `Herald benchmark (${MODE}), ${new Date().toISOString()}`,
+  `machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}`,
+  `command: ${command}`,
+  '',
+  `${'figure'.padEnd(w1)}  ${'value'.padEnd(w2)}  ratio  goal`,
+  ...rows.map((r) => `${r.figure.padEnd(w1)}  ${r.value.padEnd(w2)}  ${r.ratio === undefined ? '     ' : r.ratio.toFixed(2).padStart(5)}  ${r.goal ? `${r.goal} ${r.met ? 'met' : 'NOT met'}` : ''}`),
+];
+console.log(lines.join('\n'));
+mkdirSync(args.out!, { recursive: true });
+const file = join(args.out!, `${new Date().toISOString().replace(/[:.]/g, '-')}-${MODE}.json`);
+writeFileSync(file, JSON.stringify({ mode: MODE, sizes: SIZES, machine, command, results, rows }, null, 2) + '\n');
+console.log(`\nfigures written to ${file}`);
+process.exit(0);
