@@ -101,7 +101,9 @@ class HeraldProc {
     const h = new HeraldProc();
     h.dir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
     if (engine === 'postgres') h.schema = `bench_${randomBytes(4).toString('hex')}`;
-    h.child = spawn(process.execPath, ['src/cli.ts', 'serve'], {
+    // BENCH_HERALD_NODE_ARGS passes flags to Herald's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = (process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    h.child = spawn(process.execPath, [...nodeArgs, 'src/cli.ts', 'serve'], {
       env: {
         PATH: process.env.PATH,
         HERALD_DATA_DIR: h.dir,
@@ -141,7 +143,8 @@ class HeraldProc {
   }
 
   async stop(): Promise<void> {
-    this.child.kill('SIGKILL');
+    // A profiled Herald is stopped gracefully so that it writes its profile.
+    this.child.kill(process.env.BENCH_HERALD_NODE_ARGS ? 'SIGTERM' : 'SIGKILL');
     await new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
     await this.pool.close();
     rmSync(this.dir, { recursive: true, force: true });

@@ -50,7 +50,7 @@ export const SETTINGS = {
   HERALD_MAX_RETRY_AFTER_SECONDS: "longest Retry-After Herald honours (36000)",
   HERALD_ALLOW_PRIVATE_NETWORKS: 'CIDRs that subscription URLs may point into, comma-separated (none)',
   HERALD_REQUEST_TIMEOUT_MS: 'time a receiver has to answer one delivery (15000)',
-  HERALD_LEASE_SECONDS: 'how long a claimed delivery stays with one dispatcher before it is due again (60)',
+  HERALD_LEASE_SECONDS: 'how long a claimed delivery stays with one dispatcher before it is due again; more than twice the request timeout (60)',
   HERALD_POLL_INTERVAL_MS: 'longest an idle dispatcher waits before looking for due deliveries (1000)',
   HERALD_CLAIM_BATCH: 'deliveries claimed at once (100)',
   HERALD_MAX_IN_FLIGHT: 'deliveries claimed and in flight at once per process (512)',
@@ -131,7 +131,8 @@ export function loadConfig(processEnv: Env = process.env): Config {
 
   const requestTimeoutMs = num(env, 'HERALD_REQUEST_TIMEOUT_MS', 15_000, 100, 300_000);
   const leaseMs = num(env, 'HERALD_LEASE_SECONDS', 60, 1, 86_400, false) * 1000;
-  if (leaseMs <= requestTimeoutMs) throw new Error('HERALD_LEASE_SECONDS must be longer than HERALD_REQUEST_TIMEOUT_MS, or a slow delivery would be sent twice at once');
+  // An attempt can take up to twice the timeout (headers, then a slow body): the lease must outlast it.
+  if (leaseMs <= 2 * requestTimeoutMs) throw new Error('HERALD_LEASE_SECONDS must be more than twice HERALD_REQUEST_TIMEOUT_MS, or a slow delivery could be sent twice at once');
 
   return {
     host: env.HERALD_HOST?.trim() || '127.0.0.1',

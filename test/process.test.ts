@@ -39,7 +39,7 @@ for (const engine of engines()) {
   describe(`Herald processes on ${engine}`, () => {
     test('kill -9 with deliveries in flight, restart: every accepted event is delivered', async () => {
       const rx = await new Receiver(() => ({ status: 200, delayMs: 150 })).start();
-      const { env, cleanup } = testEnv(engine, { HERALD_LEASE_SECONDS: '4', HERALD_MAX_IN_FLIGHT: '16' });
+      const { env, cleanup } = testEnv(engine, { HERALD_LEASE_SECONDS: '4', HERALD_REQUEST_TIMEOUT_MS: '1500', HERALD_MAX_IN_FLIGHT: '16' });
       try {
         let p = await HeraldProcess.start(env);
         const { tenant } = await setup(p.url, rx.url);

@@ -236,10 +236,11 @@ describe('config: loadConfig', () => {
     });
   }
 
-  test('a longer lease than the request timeout is accepted', () => {
-    const c = loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_LEASE_SECONDS: '2.5', HERALD_REQUEST_TIMEOUT_MS: '2000' });
-    assert.equal(c.leaseMs, 2500);
+  test('a lease more than twice the request timeout is accepted; one not is refused', () => {
+    const c = loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_LEASE_SECONDS: '4.5', HERALD_REQUEST_TIMEOUT_MS: '2000' });
+    assert.equal(c.leaseMs, 4500);
     assert.equal(c.requestTimeoutMs, 2000);
+    assert.throws(() => loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_LEASE_SECONDS: '3.5', HERALD_REQUEST_TIMEOUT_MS: '2000' }), /HERALD_LEASE_SECONDS.*twice/);
   });
 
   test('a 64-hex or base64 HERALD_SECRET_KEY is used and no key file is written', () => {

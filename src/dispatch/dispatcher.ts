@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Envelope } from '../dialects/envelope.ts';
-import type { ClaimedDelivery, Outcome, Subscription } from '../domain/model.ts';
+import type { AttemptRecord, ClaimedDelivery, Outcome, Subscription } from '../domain/model.ts';
 import { nextRetryDelayMs, parseRetryAfter, type RetryPolicy } from '../domain/retry.ts';
 import type { Dialect } from '../domain/states.ts';
 import type { SecretBox } from '../secrets.ts';
@@ -25,6 +25,8 @@ export interface DispatcherOptions {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+type Completion = { claim: ClaimedDelivery; attempt: AttemptRecord; outcome: Outcome };
 
 /** What an attempt's result means for its delivery. */
 export function decideOutcome(res: SendResult, attemptsMade: number, retry: RetryPolicy, now: number): Outcome {
@@ -52,6 +54,8 @@ export class Dispatcher {
   private claimed = 0;
   private readonly sending = new Map<string, number>();
   private readonly waiting = new Map<string, ClaimedDelivery[]>();
+  private readonly outbox: { item: Completion; resolve: (ok: boolean) => void; reject: (err: unknown) => void }[] = [];
+  private flushing: Promise<void> | null = null;
   private readonly secretCache = new Map<string, { updatedAt: number; secrets: { plain: string; expiresAt: number | null }[] }>();
 
   /** Claims a subscription may keep waiting for a slot: enough to refill its slots at once, few enough to leave the rest to others. */
@@ -199,6 +203,31 @@ export class Dispatcher {
     });
   }
 
+  /**
+   * Group commit: outcomes gather until the end of the current event-loop turn (and while
+   * a previous write is under way), then go to the store together in one transaction.
+   * SQLite writes synchronously, so without the turn's wait nothing could ever gather.
+   */
+  private record(item: Completion): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ item, resolve, reject });
+      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.outbox.length > 0) {
+      const batch = this.outbox.splice(0, 500);
+      try {
+        const recorded = await this.o.store.completeMany(batch.map((b) => b.item));
+        batch.forEach((b, i) => b.resolve(recorded[i]!));
+      } catch (err) {
+        batch.forEach((b) => b.reject(err));
+      }
+    }
+    this.flushing = null;
+  }
+
   /** Returns a claim to the store unsent, due again at `at`. */
   private async giveBack(c: ClaimedDelivery, at: number): Promise<void> {
     try {
@@ -246,10 +275,14 @@ export class Dispatcher {
       const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
       // A dialect with its own out-of-service status uses it for 410 Gone too.
       if ((outcome.kind === 'failed' || outcome.kind === 'gone') && exhaustedStatus) outcome = { kind: 'failed', exhaustedStatus };
-      const ok = await this.o.store.complete(c, {
-        startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
-        errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,
-      }, outcome);
+      const ok = await this.record({
+        claim: c,
+        attempt: {
+          startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
+          errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,
+        },
+        outcome,
+      });
       if (!ok) this.o.log.warn({ delivery: c.delivery.id }, 'lease lost before the outcome was recorded; another dispatcher owns the delivery');
     } catch (err) {
       // Cannot record the outcome: the lease will run out and the delivery will be sent again.

@@ -28,7 +28,11 @@ function classify(err: unknown): { kind: ErrorKind; message: string } {
   return { kind: 'connection', message: code ? `${code}: ${message}` : message };
 }
 
-/** POSTs deliveries through one keep-alive undici Pool per origin. Redirects are not followed. */
+/**
+ * POSTs deliveries through one keep-alive undici Pool per origin. Redirects are not
+ * followed. An attempt is bounded by undici's own timers: the answer's headers must come
+ * within the timeout, and then no gap in its body may exceed it.
+ */
 export class Sender {
   private readonly pools = new Map<string, Pool>();
   private readonly guard: AddressGuard;
@@ -79,7 +83,7 @@ export class Sender {
         path: u.pathname + u.search,
         headers,
         body,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        // No per-request timer: undici's headers and body timeouts bound the attempt.
       });
       const kept: Buffer[] = [];
       let keptBytes = 0;

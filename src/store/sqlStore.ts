@@ -51,6 +51,28 @@ const attemptOf = (r: Row): Attempt => ({
 
 const json = (v: unknown): string => JSON.stringify(v);
 
+export interface Completion {
+  claim: ClaimedDelivery;
+  attempt: AttemptRecord;
+  outcome: Outcome;
+}
+
+/** What an outcome writes as the delivery's state before the subscription is looked at. */
+const recordedKind = (o: Outcome): string => (o.kind === 'retry' ? 'retry' : o.kind === 'succeeded' ? 'succeeded' : 'failed');
+
+/** The error text kept on the delivery: the attempt's own, or the HTTP status it got. */
+const lastError = (a: AttemptRecord): string | null =>
+  a.error ?? (a.statusCode !== null && (a.statusCode < 200 || a.statusCode > 299) ? `HTTP ${a.statusCode}` : null);
+
+/**
+ * The delivery's next state, given its current status, the recorded kind and its
+ * subscription (s): a cancelled delivery stays cancelled; a retry waits, is held while the
+ * subscription is paused, and is cancelled if the subscription was deleted.
+ */
+const nextStateSql = (status: string, kind: string) => `CASE WHEN ${status} = 'cancelled' THEN 'cancelled'
+  WHEN ${kind} <> 'retry' THEN ${kind}
+  WHEN s.deleted_at IS NOT NULL THEN 'cancelled' WHEN s.paused THEN 'held' ELSE 'pending' END`;
+
 /** Herald's storage, one set of statements over either engine. */
 export class SqlStore implements Store {
   readonly db: Db;
@@ -451,43 +473,78 @@ export class SqlStore implements Store {
   }
 
   async complete(c: ClaimedDelivery, a: AttemptRecord, outcome: Outcome): Promise<boolean> {
+    return (await this.completeMany([{ claim: c, attempt: a, outcome }]))[0]!;
+  }
+
+  async completeMany(items: Completion[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
     return this.db.tx(async (t) => {
       const now = Date.now();
-      const id = c.delivery.id;
-      const error = a.error ?? (a.statusCode !== null && (a.statusCode < 200 || a.statusCode > 299) ? `HTTP ${a.statusCode}` : null);
-      let changed: number;
-      if (outcome.kind === 'retry') {
-        // The subscription may have been paused or deleted, or the delivery cancelled, while the attempt was in flight:
-        // the attempt is recorded either way, and a cancelled delivery stays cancelled.
-        changed = await t.run(
-          `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6,
-             status = (SELECT CASE WHEN deliveries.status = 'cancelled' OR s.deleted_at IS NOT NULL THEN 'cancelled' WHEN s.paused THEN 'held' ELSE 'pending' END
-                       FROM subscriptions s WHERE s.id = deliveries.subscription_id)
-           WHERE id = $1 AND lease_token = $2`,
-          [id, c.leaseToken, outcome.at, a.statusCode, error, now],
-        );
-      } else {
-        const status = outcome.kind === 'succeeded' ? 'succeeded' : 'failed';
-        changed = await t.run(
-          `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = NULL, last_status_code = $4, last_error = $5, updated_at = $6,
-             status = CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE $3 END
-           WHERE id = $1 AND lease_token = $2`,
-          [id, c.leaseToken, status, a.statusCode, error, now],
+      const recorded = t.engine === 'postgres' ? await this.recordBatch(t, items, now) : await this.recordEach(t, items, now);
+      for (const [i, { claim, outcome }] of items.entries()) {
+        if (!recorded[i]) continue;
+        if (outcome.kind === 'failed' && outcome.exhaustedStatus) await this.markExhausted(t, claim, outcome.exhaustedStatus, now);
+        if (outcome.kind === 'gone') {
+          await t.run("UPDATE subscriptions SET paused = TRUE, status = 'disabled', updated_at = $2 WHERE id = $1", [claim.subscription.id, now]);
+          await this.holdWaiting(t, claim.subscription.id, now);
+        }
+      }
+      return recorded;
+    });
+  }
+
+  /**
+   * One statement pair per outcome; right for in-process SQLite. Every write checks the
+   * lease. A retry's new state depends on its subscription, which may have been paused or
+   * deleted while the attempt was in flight; a delivery cancelled meanwhile stays cancelled,
+   * and its attempt is recorded all the same.
+   */
+  private async recordEach(t: Db, items: Completion[], now: number): Promise<boolean[]> {
+    const out: boolean[] = [];
+    for (const { claim: c, attempt: a, outcome } of items) {
+      const changed = await t.run(
+        `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6,
+           status = (SELECT ${nextStateSql('deliveries.status', 'CAST($7 AS TEXT)')} FROM subscriptions s WHERE s.id = deliveries.subscription_id)
+         WHERE id = $1 AND lease_token = $2`,
+        [c.delivery.id, c.leaseToken, outcome.kind === 'retry' ? outcome.at : null, a.statusCode, lastError(a), now, recordedKind(outcome)],
+      );
+      if (changed > 0) {
+        await t.run(
+          `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker)
+           VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8, $9)`,
+          [c.delivery.id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody, a.worker],
         );
       }
-      if (changed === 0) return false;
+      out.push(changed > 0);
+    }
+    return out;
+  }
+
+  /** The same as recordEach in two statements for the whole batch, over PostgreSQL arrays. */
+  private async recordBatch(t: Db, items: Completion[], now: number): Promise<boolean[]> {
+    const col = <T>(f: (x: Completion) => T) => items.map(f) as unknown as Param;
+    const rows = await t.all<{ id: string; attempts: number }>(
+      `UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = NULL, next_attempt_at = v.next_at, last_status_code = v.code,
+         last_error = v.err, updated_at = $7, status = ${nextStateSql('d.status', 'v.kind')}
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS v(id, token, kind, next_at, code, err), subscriptions s
+       WHERE d.id = v.id AND d.lease_token = v.token AND s.id = d.subscription_id
+       RETURNING d.id, d.attempts`,
+      [col((x) => x.claim.delivery.id), col((x) => x.claim.leaseToken), col((x) => recordedKind(x.outcome)),
+        col((x) => (x.outcome.kind === 'retry' ? x.outcome.at : null)), col((x) => x.attempt.statusCode), col((x) => lastError(x.attempt)), now],
+    );
+    const attemptNo = new Map(rows.map((r) => [r.id, Number(r.attempts)]));
+    const done = items.filter((x) => attemptNo.has(x.claim.delivery.id));
+    if (done.length > 0) {
+      const dcol = <T>(f: (x: Completion) => T) => done.map(f) as unknown as Param;
       await t.run(
         `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker)
-         VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8, $9)`,
-        [id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody, a.worker],
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[])`,
+        [dcol((x) => x.claim.delivery.id), dcol((x) => x.claim.subscription.id), dcol((x) => attemptNo.get(x.claim.delivery.id)!),
+          dcol((x) => x.attempt.startedAt), dcol((x) => x.attempt.durationMs), dcol((x) => x.attempt.statusCode), dcol((x) => x.attempt.errorKind),
+          dcol((x) => x.attempt.error), dcol((x) => x.attempt.responseBody), dcol((x) => x.attempt.worker)],
       );
-      if (outcome.kind === 'failed' && outcome.exhaustedStatus) await this.markExhausted(t, c, outcome.exhaustedStatus, now);
-      if (outcome.kind === 'gone') {
-        await t.run("UPDATE subscriptions SET paused = TRUE, status = 'disabled', updated_at = $2 WHERE id = $1", [c.subscription.id, now]);
-        await this.holdWaiting(t, c.subscription.id, now);
-      }
-      return true;
-    });
+    }
+    return items.map((x) => attemptNo.has(x.claim.delivery.id));
   }
 
   /** No success since the exhausted delivery was created: the subscription stops receiving. */

@@ -63,6 +63,8 @@ export interface Store {
   claimDue(limit: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
   /** Records the attempt and its outcome; false when the lease was lost to another worker. */
   complete(claim: ClaimedDelivery, attempt: AttemptRecord, outcome: Outcome): Promise<boolean>;
+  /** The same for many outcomes in one transaction; answers for each whether it was recorded. */
+  completeMany(items: { claim: ClaimedDelivery; attempt: AttemptRecord; outcome: Outcome }[]): Promise<boolean[]>;
   /** Gives a claimed delivery back without an attempt, due again at `at`. */
   release(claim: ClaimedDelivery, at: number): Promise<void>;
   /** When the earliest waiting delivery is due, or null when none waits. */

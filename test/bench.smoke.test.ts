@@ -1,0 +1,31 @@
+// Keeps the benchmark harness from rotting: runs it at tiny sizes and checks that it
+// measured every figure. It asserts nothing about speed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pgEnabled } from './helpers/pg.ts';
+
+test('npm run bench -- --tiny measures every figure and writes them as JSON', () => {
+  const out = mkdtempSync(join(tmpdir(), 'herald-bench-'));
+  try {
+    const r = spawnSync(process.execPath, ['bench/run.ts', '--tiny', '--out', out, ...(pgEnabled ? [] : ['--no-pg'])], { encoding: 'utf8', timeout: 180_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /machine: \d+ cores/);
+    assert.match(r.stdout, /command: npm run bench -- --tiny/);
+    const files = readdirSync(out);
+    assert.equal(files.length, 1);
+    const report = JSON.parse(readFileSync(join(out, files[0]!), 'utf8'));
+    assert.equal(report.mode, 'tiny');
+    assert.ok(report.results.ceiling.rate > 0);
+    for (const k of ['throughput_sqlite', 'latency', 'fanout', 'backlog', 'isolation']) assert.ok(k in report.results, k);
+    if (pgEnabled) assert.ok(report.results.throughput_postgres.rate > 0);
+    assert.equal(report.results.throughput_sqlite.deliveries, 300, 'every event was delivered');
+    assert.equal(report.results.fanout.received, 30);
+    assert.ok(report.results.latency.received > 0);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
