@@ -139,7 +139,10 @@ export function adminRoutes(s: Services) {
       await checkCatalog(events, (i) => `events[${i}]`);
       const results = await s.store.publish(events);
       s.wake();
-      return reply.status(202).send({ events: results.map(publishView) });
+      // The events were just sent; the answer names them rather than echoing their data.
+      return reply.status(202).send({
+        events: results.map((r) => ({ id: r.event.id, type: typeName(r.event.entity, r.event.event), idempotency_key: r.event.idempotencyKey, deliveries: r.deliveries, duplicate: r.duplicate })),
+      });
     });
 
     app.get<{ Params: { id: string } }>('/events/:id', async (req) => {
