@@ -1,6 +1,6 @@
 import { startHerald } from '../test/helpers/herald.ts';
 import { Receiver } from '../test/helpers/receiver.ts';
-const h = await startHerald('sqlite', { HERALD_LOG_LEVEL: 'warn' });
+const h = await startHerald((process.env.PROF_ENGINE as 'postgres') ?? 'sqlite', { HERALD_LOG_LEVEL: 'warn' });
 const rx = await new Receiver(() => ({ status: 204 })).start();
 const t = await h.tenant();
 await h.call('POST', '/api/v1/endpoints', t.credentials.api_token, { url: rx.url });

@@ -49,7 +49,7 @@ export class Herald {
       retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },
       leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs, claimBatch: c.claimBatch,
       maxInFlight: c.maxInFlight, maxInFlightPerEndpoint: c.maxInFlightPerEndpoint, userAgent: `Herald/${VERSION}`,
-      worker: `${hostname()}:${process.pid}`,
+      worker: `${hostname()}:${process.pid}`, attemptBoundMs: 2 * c.requestTimeoutMs,
     });
     if (c.dispatch) await this.store.listen(this.dispatcher.wake);
     this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake, sender: this.sender, userAgent: `Herald/${VERSION}` }, this.log);

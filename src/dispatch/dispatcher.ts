@@ -22,6 +22,8 @@ export interface DispatcherOptions {
   userAgent: string;
   /** Names this process in the attempt records. */
   worker: string;
+  /** The longest one attempt can take (twice the request timeout). */
+  attemptBoundMs: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -58,12 +60,17 @@ export class Dispatcher {
   private flushing: Promise<void> | null = null;
   private readonly secretCache = new Map<string, { updatedAt: number; secrets: { plain: string; expiresAt: number | null }[] }>();
 
-  /** Claims a subscription may keep waiting for a slot: enough to refill its slots at once, few enough to leave the rest to others. */
+  /**
+   * Claims a subscription may keep waiting for a slot: as many as it may send, so that a
+   * busy subscription is refilled in claims of half that, not one slot at a time.
+   */
   private readonly queueLimit: number;
+  /** When each claim's lease runs out. */
+  private readonly leaseEnds = new WeakMap<ClaimedDelivery, number>();
 
   constructor(o: DispatcherOptions) {
     this.o = o;
-    this.queueLimit = Math.min(o.maxInFlightPerEndpoint, 16);
+    this.queueLimit = o.maxInFlightPerEndpoint;
   }
 
   start(): void {
@@ -125,7 +132,11 @@ export class Dispatcher {
         await sleep(backoff);
         continue;
       }
-      for (const c of claims) this.admit(c);
+      const leaseEnd = Date.now() + this.o.leaseMs;
+      for (const c of claims) {
+        this.leaseEnds.set(c, leaseEnd);
+        this.admit(c);
+      }
       if (claims.length < want) await this.idle();
     }
   }
@@ -180,6 +191,12 @@ export class Dispatcher {
   }
 
   private launch(c: ClaimedDelivery): void {
+    // A claim that waited so long that its lease could run out mid-attempt goes back instead:
+    // another claimer could otherwise send it at the same time.
+    if ((this.leaseEnds.get(c) ?? 0) - Date.now() < this.o.attemptBoundMs) {
+      void this.giveBack(c, Date.now());
+      return;
+    }
     const id = c.subscription.id;
     this.sending.set(id, (this.sending.get(id) ?? 0) + 1);
     const p = this.deliver(c);

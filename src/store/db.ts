@@ -16,6 +16,12 @@ export interface Db {
   inList(column: string, n: number): string;
   /** A list value for a parameter used with inList. */
   list(values: string[]): Param;
+  /**
+   * The same database, for writes that may be lost in a crash of the database server without
+   * harm (a lost claim or outcome only makes a delivery due again). PostgreSQL: sessions with
+   * synchronous_commit off. SQLite: itself.
+   */
+  readonly relaxed: Db;
   close(): Promise<void>;
 }
 

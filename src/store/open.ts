@@ -33,7 +33,10 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
     await setup.end();
   }
   const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 10, options: `-c search_path="${schema}"` });
-  pool.on('error', () => undefined); // an idle client's error is answered by the next query's own
+  const relaxed = new pg.Pool({ connectionString: o.databaseUrl, max: 4, options: `-c search_path="${schema}" -c synchronous_commit=off` });
+  // An idle client's error is answered by the next query's own.
+  pool.on('error', () => undefined);
+  relaxed.on('error', () => undefined);
   const channel = `herald_due_${schema}`;
   let listener: pg.Client | null = null;
   let closed = false;
@@ -57,7 +60,7 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
     await connect();
   };
 
-  const db = new PostgresDb(pool);
+  const db = new PostgresDb(pool, undefined, relaxed);
   const store = new SqlStore(db, { listen, notifySql: `SELECT pg_notify('${channel}', '')` });
   const close = db.close.bind(db);
   db.close = async () => {

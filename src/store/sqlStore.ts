@@ -423,53 +423,85 @@ export class SqlStore implements Store {
   }
 
   // ---- dispatch ----
+  // Claims, outcomes and releases go through `db.relaxed`: on PostgreSQL those commits do not
+  // wait for the disk, since losing one in a server crash only makes a delivery due again,
+  // which at-least-once allows. Publishing keeps the full guarantee.
 
   async claimDue(limit: number, leaseMs: number, room: ClaimRoom = { bySubscription: new Map(), otherwise: limit }): Promise<ClaimedDelivery[]> {
     const token = randomBytes(12).toString('base64url');
     const skip = [...room.bySubscription].filter(([, n]) => n <= 0).map(([id]) => id);
-    return this.db.tx(async (t) => {
-      const now = Date.now();
-      // A window of the oldest due deliveries, of which each subscription gets what it has room for.
-      const window = `SELECT id, subscription_id FROM deliveries
-        WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})
-        ORDER BY next_attempt_at LIMIT $2`;
-      const due = await t.all<{ id: string; subscription_id: string }>(window, [now, limit * 4, t.list(skip)]);
-      const left = new Map(room.bySubscription);
-      const ids: string[] = [];
-      for (const d of due) {
-        const r = left.get(d.subscription_id) ?? room.otherwise;
-        if (r <= 0) continue;
-        left.set(d.subscription_id, r - 1);
-        ids.push(d.id);
-        if (ids.length >= limit) break;
-      }
-      if (ids.length === 0) return [];
-      // Only the picked rows are locked, and only those still due: on PostgreSQL another
-      // process may have leased some since the window was read (SKIP LOCKED passes over
-      // the ones it holds; the due check drops the ones it has committed).
-      const lock = t.engine === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
-      const claimed = await t.all(
-        `UPDATE deliveries SET next_attempt_at = $2, lease_token = $3, updated_at = $1
-         WHERE id IN (SELECT id FROM deliveries WHERE ${t.inList('id', 4)} AND status = 'pending' AND next_attempt_at <= $1${lock})
-         RETURNING *`,
-        [now, now + leaseMs, token, t.list(ids)],
-      );
-      const eventIds = [...new Set(claimed.map((r) => r.event_id as string))];
-      const subIds = [...new Set(claimed.map((r) => r.subscription_id as string))];
-      const events = new Map((await t.all(`SELECT * FROM events WHERE ${t.inList('id', 1)}`, [t.list(eventIds)])).map((r) => [r.id, eventOf(r)]));
-      const subRows = await t.all(
-        `SELECT s.*, t.number AS tenant_number FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id WHERE ${t.inList('s.id', 1)}`,
-        [t.list(subIds)],
-      );
-      const subs = new Map(subRows.map((r) => [r.id, { sub: subscriptionOf(r), tenantNumber: Number(r.tenant_number) }]));
-      return claimed.map((r) => ({
-        delivery: deliveryOf(r, now),
-        leaseToken: token,
-        event: events.get(r.event_id)!,
-        subscription: subs.get(r.subscription_id)!.sub,
-        tenantNumber: subs.get(r.subscription_id)!.tenantNumber,
-      }));
-    });
+    const now = Date.now();
+    const rows = this.engine === 'postgres'
+      ? await this.claimInOneStatement(limit, now, now + leaseMs, token, skip, room)
+      : await this.db.tx((t) => this.claimStepByStep(t, limit, now, now + leaseMs, token, skip, room));
+    return rows.map((r) => ({
+      delivery: deliveryOf(r, now),
+      leaseToken: token,
+      event: eventOf(r.ev),
+      subscription: subscriptionOf(r.sub),
+      tenantNumber: Number(r.tenant_number),
+    }));
+  }
+
+  /**
+   * SQLite, one writer at a time: read a window of the oldest due deliveries, give each
+   * subscription what it has room for, lease those, and load their events and subscriptions.
+   */
+  private async claimStepByStep(t: Db, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom): Promise<Row[]> {
+    const due = await t.all<{ id: string; subscription_id: string }>(
+      `SELECT id, subscription_id FROM deliveries
+       WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})
+       ORDER BY next_attempt_at LIMIT $2`,
+      [now, limit * 4, t.list(skip)],
+    );
+    const left = new Map(room.bySubscription);
+    const ids: string[] = [];
+    for (const d of due) {
+      const r = left.get(d.subscription_id) ?? room.otherwise;
+      if (r <= 0) continue;
+      left.set(d.subscription_id, r - 1);
+      ids.push(d.id);
+      if (ids.length >= limit) break;
+    }
+    if (ids.length === 0) return [];
+    const claimed = await t.all(
+      `UPDATE deliveries SET next_attempt_at = $2, lease_token = $3, updated_at = $1 WHERE ${t.inList('id', 4)} RETURNING *`,
+      [now, leaseEnd, token, t.list(ids)],
+    );
+    const events = new Map((await t.all(`SELECT * FROM events WHERE ${t.inList('id', 1)}`, [t.list([...new Set(claimed.map((r) => r.event_id as string))])])).map((r) => [r.id, r]));
+    const subs = new Map((await t.all(
+      `SELECT s.*, t.number AS tenant_number FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id WHERE ${t.inList('s.id', 1)}`,
+      [t.list([...new Set(claimed.map((r) => r.subscription_id as string))])],
+    )).map((r) => [r.id, r]));
+    return claimed.map((r) => ({ ...r, ev: events.get(r.event_id), sub: subs.get(r.subscription_id), tenant_number: subs.get(r.subscription_id)!.tenant_number }));
+  }
+
+  /**
+   * PostgreSQL, many claimers at once: the same steps in one statement, so one round trip.
+   * SKIP LOCKED passes over rows another claimer is taking; each subscription gets the rows
+   * ranked within its room.
+   */
+  private async claimInOneStatement(limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom): Promise<Row[]> {
+    const subs = [...room.bySubscription.keys()];
+    return this.db.relaxed.all(
+      `WITH win AS (
+         SELECT id, subscription_id, next_attempt_at FROM deliveries
+         WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (subscription_id = ANY($3::text[]))
+         ORDER BY next_attempt_at LIMIT $4
+         FOR UPDATE SKIP LOCKED
+       ), ranked AS (
+         SELECT w.id, w.next_attempt_at, COALESCE(r.room, $5) AS room,
+                ROW_NUMBER() OVER (PARTITION BY w.subscription_id ORDER BY w.next_attempt_at) AS rn
+         FROM win w LEFT JOIN unnest($6::text[], $7::int[]) AS r(sub, room) ON r.sub = w.subscription_id
+       ), picked AS (
+         SELECT id FROM ranked WHERE rn <= room ORDER BY next_attempt_at LIMIT $2
+       ), upd AS (
+         UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING d.*
+       )
+       SELECT upd.*, row_to_json(e) AS ev, row_to_json(s) AS sub, t.number AS tenant_number
+       FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
+      [now, limit, skip, limit * 4, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token],
+    );
   }
 
   async complete(c: ClaimedDelivery, a: AttemptRecord, outcome: Outcome): Promise<boolean> {
@@ -478,9 +510,10 @@ export class SqlStore implements Store {
 
   async completeMany(items: Completion[]): Promise<boolean[]> {
     if (items.length === 0) return [];
-    return this.db.tx(async (t) => {
+    const followUp = items.some(({ outcome: o }) => o.kind === 'gone' || (o.kind === 'failed' && o.exhaustedStatus));
+    const work = async (t: Db) => {
       const now = Date.now();
-      const recorded = t.engine === 'postgres' ? await this.recordBatch(t, items, now) : await this.recordEach(t, items, now);
+      const recorded = t.engine === 'postgres' ? await this.recordInOneStatement(t, items, now) : await this.recordEach(t, items, now);
       for (const [i, { claim, outcome }] of items.entries()) {
         if (!recorded[i]) continue;
         if (outcome.kind === 'failed' && outcome.exhaustedStatus) await this.markExhausted(t, claim, outcome.exhaustedStatus, now);
@@ -490,7 +523,9 @@ export class SqlStore implements Store {
         }
       }
       return recorded;
-    });
+    };
+    // One statement needs no transaction of its own; follow-up writes share one with it.
+    return this.engine === 'postgres' && !followUp ? work(this.db.relaxed) : this.db.relaxed.tx(work);
   }
 
   /**
@@ -520,31 +555,31 @@ export class SqlStore implements Store {
     return out;
   }
 
-  /** The same as recordEach in two statements for the whole batch, over PostgreSQL arrays. */
-  private async recordBatch(t: Db, items: Completion[], now: number): Promise<boolean[]> {
+  /** The same as recordEach for the whole batch in one PostgreSQL statement, over arrays. */
+  private async recordInOneStatement(t: Db, items: Completion[], now: number): Promise<boolean[]> {
     const col = <T>(f: (x: Completion) => T) => items.map(f) as unknown as Param;
-    const rows = await t.all<{ id: string; attempts: number }>(
-      `UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = NULL, next_attempt_at = v.next_at, last_status_code = v.code,
-         last_error = v.err, updated_at = $7, status = ${nextStateSql('d.status', 'v.kind')}
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[]) AS v(id, token, kind, next_at, code, err), subscriptions s
-       WHERE d.id = v.id AND d.lease_token = v.token AND s.id = d.subscription_id
-       RETURNING d.id, d.attempts`,
+    const rows = await t.all<{ delivery_id: string }>(
+      `WITH v AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[])
+           AS v(id, token, kind, next_at, code, err, started_at, duration_ms, error_kind, error, response_body, worker)
+       ), upd AS (
+         UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = NULL, next_attempt_at = v.next_at, last_status_code = v.code,
+           last_error = v.err, updated_at = $7, status = ${nextStateSql('d.status', 'v.kind')}
+         FROM v, subscriptions s
+         WHERE d.id = v.id AND d.lease_token = v.token AND s.id = d.subscription_id
+         RETURNING d.id, d.attempts, d.subscription_id
+       )
+       INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker)
+       SELECT upd.id, upd.subscription_id, upd.attempts, v.started_at, v.duration_ms, v.code, v.error_kind, v.error, v.response_body, v.worker
+       FROM upd JOIN v ON v.id = upd.id
+       RETURNING delivery_id`,
       [col((x) => x.claim.delivery.id), col((x) => x.claim.leaseToken), col((x) => recordedKind(x.outcome)),
-        col((x) => (x.outcome.kind === 'retry' ? x.outcome.at : null)), col((x) => x.attempt.statusCode), col((x) => lastError(x.attempt)), now],
+        col((x) => (x.outcome.kind === 'retry' ? x.outcome.at : null)), col((x) => x.attempt.statusCode), col((x) => lastError(x.attempt)), now,
+        col((x) => x.attempt.startedAt), col((x) => x.attempt.durationMs), col((x) => x.attempt.errorKind), col((x) => x.attempt.error),
+        col((x) => x.attempt.responseBody), col((x) => x.attempt.worker)],
     );
-    const attemptNo = new Map(rows.map((r) => [r.id, Number(r.attempts)]));
-    const done = items.filter((x) => attemptNo.has(x.claim.delivery.id));
-    if (done.length > 0) {
-      const dcol = <T>(f: (x: Completion) => T) => done.map(f) as unknown as Param;
-      await t.run(
-        `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[])`,
-        [dcol((x) => x.claim.delivery.id), dcol((x) => x.claim.subscription.id), dcol((x) => attemptNo.get(x.claim.delivery.id)!),
-          dcol((x) => x.attempt.startedAt), dcol((x) => x.attempt.durationMs), dcol((x) => x.attempt.statusCode), dcol((x) => x.attempt.errorKind),
-          dcol((x) => x.attempt.error), dcol((x) => x.attempt.responseBody), dcol((x) => x.attempt.worker)],
-      );
-    }
-    return items.map((x) => attemptNo.has(x.claim.delivery.id));
+    const done = new Set(rows.map((r) => r.delivery_id));
+    return items.map((x) => done.has(x.claim.delivery.id));
   }
 
   /** No success since the exhausted delivery was created: the subscription stops receiving. */
@@ -562,10 +597,7 @@ export class SqlStore implements Store {
   }
 
   async release(c: ClaimedDelivery, at: number): Promise<void> {
-    await this.db.tx((t) => t.run(
-      'UPDATE deliveries SET lease_token = NULL, next_attempt_at = $3 WHERE id = $1 AND lease_token = $2',
-      [c.delivery.id, c.leaseToken, at],
-    ));
+    await this.db.relaxed.run('UPDATE deliveries SET lease_token = NULL, next_attempt_at = $3 WHERE id = $1 AND lease_token = $2', [c.delivery.id, c.leaseToken, at]);
   }
 
   async nextDueAt(): Promise<number | null> {

@@ -14,10 +14,19 @@ export class PostgresDb implements Db {
   readonly engine = 'postgres' as const;
   readonly pool: pg.Pool;
   private readonly conn: Queryable;
+  private readonly relaxedPool: pg.Pool | null;
+  private relaxedDb: PostgresDb | null = null;
 
-  constructor(pool: pg.Pool, conn?: Queryable) {
+  /** `relaxedPool`: sessions with synchronous_commit off, for `relaxed`. */
+  constructor(pool: pg.Pool, conn?: Queryable, relaxedPool: pg.Pool | null = null) {
     this.pool = pool;
     this.conn = conn ?? pool;
+    this.relaxedPool = relaxedPool;
+  }
+
+  get relaxed(): PostgresDb {
+    if (!this.relaxedPool || this.conn !== this.pool) return this;
+    return (this.relaxedDb ??= new PostgresDb(this.relaxedPool));
   }
 
   async all<T>(sql: string, params?: Param[]): Promise<T[]> {
@@ -60,5 +69,6 @@ export class PostgresDb implements Db {
 
   async close(): Promise<void> {
     await this.pool.end();
+    await this.relaxedPool?.end();
   }
 }

@@ -8,6 +8,7 @@ import type { Db, Param } from '../db.ts';
  */
 export class SqliteDb implements Db {
   readonly engine = 'sqlite' as const;
+  readonly relaxed: Db = this;
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -28,6 +29,7 @@ export class SqliteDb implements Db {
       tx: (fn) => fn(self.inTx),
       inList: self.inList,
       list: self.list,
+      get relaxed() { return self.inTx; },
       close: () => self.close(),
     };
   }
