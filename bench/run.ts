@@ -36,6 +36,9 @@ const CEILING_IN_FLIGHT = 64;
 const ADMIN = 'bench-admin-token';
 const PG_URL = process.env.HERALD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const only = args.only ? new Set(args.only.split(',')) : null;
+/** The node flags in package.json's start script, so that Herald runs here as `npm start` runs it. */
+const START_FLAGS: string[] = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string)
+  .split(/\s+/).filter((w) => w.startsWith('--'));
 const wanted = (name: string) => only === null || only.has(name);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -101,8 +104,9 @@ class HeraldProc {
     const h = new HeraldProc();
     h.dir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
     if (engine === 'postgres') h.schema = `bench_${randomBytes(4).toString('hex')}`;
-    // BENCH_HERALD_NODE_ARGS passes flags to Herald's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-    const nodeArgs = (process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    // Herald runs with the node flags of `npm start`; BENCH_HERALD_NODE_ARGS adds more,
+    // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = [...START_FLAGS, ...(process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     h.child = spawn(process.execPath, [...nodeArgs, 'src/cli.ts', 'serve'], {
       env: {
         PATH: process.env.PATH,
