@@ -39,6 +39,8 @@ const only = args.only ? new Set(args.only.split(',')) : null;
 /** The node flags in package.json's start script, so that Herald runs here as `npm start` runs it. */
 const START_FLAGS: string[] = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string)
   .split(/\s+/).filter((w) => w.startsWith('--'));
+/** Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat. */
+const CLOCK_TICKS = 100;
 const wanted = (name: string) => only === null || only.has(name);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -138,6 +140,16 @@ class HeraldProc {
     const text = await res.body.text();
     if (res.statusCode >= 300) throw new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`);
     return text ? JSON.parse(text) : null;
+  }
+
+  /**
+   * CPU time the Herald process has used so far (user + system), in seconds. Less sensitive
+   * than wall-clock rates to what else the machine is doing, so it compares two builds.
+   */
+  cpuSeconds(): number {
+    const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    // After the command name: field 14 (utime) and 15 (stime) of proc(5) are at 11 and 12 here.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   }
 
   /** Peak resident set size of the Herald process so far, in MB (VmHWM). */
@@ -240,11 +252,13 @@ async function throughput(rx: ReceiverProc, engine: 'sqlite' | 'postgres', n: nu
   try {
     const prefix = `/tp-${engine}/`;
     const { tenantId } = await tenantWithEndpoints(h, [rx.url + prefix]);
+    const cpu0 = h.cpuSeconds();
     const t0 = now();
     await publishBatches(h, tenantId, n);
     const published = now();
     const { at, got } = await rx.waitFor(prefix, n, patience);
-    return { deliveries: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000), publishRate: n / ((published - t0) / 1000), peakRssMb: h.peakRssMb() };
+    const cpuMicrosPerDelivery = ((h.cpuSeconds() - cpu0) * 1e6) / got;
+    return { deliveries: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000), publishRate: n / ((published - t0) / 1000), cpuMicrosPerDelivery, peakRssMb: h.peakRssMb() };
   } finally {
     await h.stop();
   }
@@ -378,6 +392,7 @@ try {
       const name = engine === 'sqlite' ? 'SQLite' : 'PostgreSQL';
       rows.push({ figure: `throughput, ${name}: ${fmt(SIZES.throughput)} events, batch publish`, value: `${fmt(r.rate)} deliveries/s`, ratio: r.rate / ceil, goal: `≥ ${goal}`, met: r.rate / ceil >= goal });
       rows.push({ figure: `  publish rate, ${name}`, value: `${fmt(r.publishRate)} events/s` });
+      rows.push({ figure: `  Herald CPU per delivery, ${name}`, value: `${fmt(r.cpuMicrosPerDelivery)} µs` });
       rows.push({ figure: `  peak RSS, ${name} throughput`, value: `${r.peakRssMb} MB` });
     }
   }
