@@ -111,6 +111,8 @@ class HeraldProc {
     const nodeArgs = [...START_FLAGS, ...(process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     h.child = spawn(process.execPath, [...nodeArgs, 'src/cli.ts', 'serve'], {
       env: {
+        // Herald's settings in the harness's environment reach Herald (HERALD_SENDER_THREAD=off npm run bench).
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HERALD_'))),
         PATH: process.env.PATH,
         HERALD_DATA_DIR: h.dir,
         HERALD_PORT: '0',

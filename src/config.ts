@@ -31,6 +31,8 @@ export interface Config {
   logLevel: string;
   /** False for an API-only process: it accepts events but sends nothing. */
   dispatch: boolean;
+  /** Send HTTP from a worker thread, on another core than the store and the API. */
+  senderThread: boolean;
   paycorSignatureHeader: string;
   paycorTokenTtlSeconds: number;
 }
@@ -58,6 +60,7 @@ export const SETTINGS = {
   HERALD_SECRET_ROTATION_GRACE_SECONDS: 'how long a rotated-out secret keeps signing (86400)',
   HERALD_SHUTDOWN_GRACE_MS: 'on SIGTERM, how long in-flight deliveries may take to finish (20000)',
   HERALD_DISPATCH: 'on: this process delivers; off: API only, other processes deliver (on)',
+  HERALD_SENDER_THREAD: 'on: deliveries are sent from a worker thread, on another core than the store and the API; off: from the main thread (on)',
   HERALD_PAYCOR_SIGNATURE_HEADER: 'header carrying the Paycor-style signature (X-Paycor-Signature)',
   HERALD_PAYCOR_TOKEN_TTL_SECONDS: 'lifetime of a Paycor-style OAuth access token (3600)',
   HERALD_LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace or silent (info)',
@@ -157,6 +160,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
     shutdownGraceMs: num(env, 'HERALD_SHUTDOWN_GRACE_MS', 20_000, 0, 600_000),
     logLevel: env.HERALD_LOG_LEVEL?.trim() || 'info',
     dispatch: onOff(env, 'HERALD_DISPATCH', true),
+    senderThread: onOff(env, 'HERALD_SENDER_THREAD', true),
     paycorSignatureHeader: headerName(env, 'HERALD_PAYCOR_SIGNATURE_HEADER', 'X-Paycor-Signature'),
     paycorTokenTtlSeconds: num(env, 'HERALD_PAYCOR_TOKEN_TTL_SECONDS', 3600, 1, 30 * 86_400),
   };

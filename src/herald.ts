@@ -6,7 +6,8 @@ import { envelopes } from './dialects/index.ts';
 import { DEFAULT_CATALOG } from './domain/eventTypes.ts';
 import { AddressGuard } from './dispatch/addressGuard.ts';
 import { Dispatcher } from './dispatch/dispatcher.ts';
-import { Sender } from './dispatch/sender.ts';
+import { Sender, type Poster } from './dispatch/sender.ts';
+import { ThreadedSender } from './dispatch/senderThread.ts';
 import { buildApp } from './http/app.ts';
 import { SecretBox } from './secrets.ts';
 import { openStore, storeOptions } from './store/open.ts';
@@ -25,7 +26,7 @@ export class Herald {
   store!: SqlStore;
   dispatcher!: Dispatcher;
   app!: FastifyInstance;
-  private sender!: Sender;
+  private sender!: Poster;
   url = '';
 
   constructor(config: Config, log?: Logger) {
@@ -43,7 +44,10 @@ export class Herald {
     const guard = new AddressGuard(c.allowPrivateNetworks);
     // Connections are per origin, and several subscriptions may share one: the pool gets the
     // process's whole budget, and the dispatcher bounds each subscription.
-    this.sender = new Sender(guard, c.requestTimeoutMs, c.maxInFlight);
+    this.sender = c.senderThread && c.dispatch
+      ? new ThreadedSender({ allowPrivateNetworks: c.allowPrivateNetworks, requestTimeoutMs: c.requestTimeoutMs, connectionsPerOrigin: c.maxInFlight },
+        (err) => this.log.error({ err }, 'the sender thread failed; restarting it'))
+      : new Sender(guard, c.requestTimeoutMs, c.maxInFlight);
     this.dispatcher = new Dispatcher({
       store: this.store, sender: this.sender, box, envelopes: envelopes(c), log: this.log,
       retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },

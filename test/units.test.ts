@@ -182,6 +182,12 @@ describe('config: loadConfig', () => {
     assert.equal(c.leaseMs, 60_000);
     assert.equal(c.logLevel, 'info');
     assert.equal(c.secretKey.length, 32);
+    assert.equal(c.senderThread, true);
+  });
+
+  test('HERALD_SENDER_THREAD takes on and off', () => {
+    assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_SENDER_THREAD: 'off' }).senderThread, false);
+    assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_SENDER_THREAD: 'on' }).senderThread, true);
   });
 
   test('the generated admin token and secret key are written with mode 0600 and reused on the next load', () => {
@@ -229,6 +235,7 @@ describe('config: loadConfig', () => {
     ['HERALD_RETRY_JITTER above 1', { HERALD_RETRY_JITTER: '1.5' }, /HERALD_RETRY_JITTER/],
     ['HERALD_REQUEST_TIMEOUT_MS zero', { HERALD_REQUEST_TIMEOUT_MS: '0' }, /HERALD_REQUEST_TIMEOUT_MS/],
     ['HERALD_ALLOW_PRIVATE_NETWORKS garbage', { HERALD_ALLOW_PRIVATE_NETWORKS: 'the office' }, /HERALD_ALLOW_PRIVATE_NETWORKS/],
+    ['HERALD_SENDER_THREAD neither on nor off', { HERALD_SENDER_THREAD: 'sometimes' }, /HERALD_SENDER_THREAD/],
   ];
   for (const [name, env, re] of malformed) {
     test(`${name} throws an Error naming the setting`, () => {

@@ -5,11 +5,11 @@ import { nextRetryDelayMs, parseRetryAfter, type RetryPolicy } from '../domain/r
 import type { Dialect } from '../domain/states.ts';
 import type { SecretBox } from '../secrets.ts';
 import type { ClaimRoom, Store } from '../store/store.ts';
-import type { SendResult, Sender } from './sender.ts';
+import type { Poster, SendResult } from './sender.ts';
 
 export interface DispatcherOptions {
   store: Store;
-  sender: Sender;
+  sender: Poster;
   box: SecretBox;
   envelopes: Partial<Record<Dialect, Envelope>>;
   retry: RetryPolicy;

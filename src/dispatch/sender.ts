@@ -28,12 +28,18 @@ function classify(err: unknown): { kind: ErrorKind; message: string } {
   return { kind: 'connection', message: code ? `${code}: ${message}` : message };
 }
 
+/** What the dispatcher and the dialects send through: in this thread or in a sender thread. */
+export interface Poster {
+  post(url: string, headers: Record<string, string>, body: string): Promise<SendResult>;
+  close(): Promise<void>;
+}
+
 /**
  * POSTs deliveries through one keep-alive undici Pool per origin. Redirects are not
  * followed. An attempt is bounded by undici's own timers: the answer's headers must come
  * within the timeout, and then no gap in its body may exceed it.
  */
-export class Sender {
+export class Sender implements Poster {
   private readonly pools = new Map<string, Pool>();
   private readonly guard: AddressGuard;
   private readonly timeoutMs: number;

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import type { AddressGuard } from '../dispatch/addressGuard.ts';
-import type { Sender } from '../dispatch/sender.ts';
+import type { Poster } from '../dispatch/sender.ts';
 import type { SecretBox } from '../secrets.ts';
 import type { Store } from '../store/store.ts';
 
@@ -13,6 +13,6 @@ export interface Services {
   /** Wakes this process's dispatcher after a publish or a release of held deliveries. */
   wake: () => void;
   /** For one-off sends outside the delivery engine (a dialect's test event). */
-  sender: Sender;
+  sender: Poster;
   userAgent: string;
 }
