@@ -199,25 +199,35 @@ export class Dispatcher {
     }
     const id = c.subscription.id;
     this.sending.set(id, (this.sending.get(id) ?? 0) + 1);
-    const p = this.deliver(c);
+    const p = this.deliver(c, () => this.answered(id));
     this.inFlight.add(p);
     void p.finally(() => {
       this.inFlight.delete(p);
       const wasFull = this.claimed >= this.o.maxInFlight;
       this.claimed--;
-      const q = this.waiting.get(id);
-      const next = q?.shift();
-      if (q && q.length === 0) this.waiting.delete(id);
-      const n = (this.sending.get(id) ?? 1) - 1;
-      if (n <= 0) this.sending.delete(id);
-      else this.sending.set(id, n);
-      if (next && this.running) this.launch(next);
-      else if (next) void this.giveBack(next, Date.now());
-      // Wake the claim loop only when this makes a claim worthwhile: the process had no room,
-      // or this subscription just reached its refill threshold.
-      const held = (this.sending.get(id) ?? 0) + (this.waiting.get(id)?.length ?? 0);
-      if (wasFull || held === this.o.maxInFlightPerEndpoint + this.queueLimit - Math.ceil(this.queueLimit / 2) || held === 0) this.wake();
+      // The process had no room for a claim: now it has.
+      if (wasFull) this.wake();
     });
+  }
+
+  /**
+   * An attempt to subscription `id` has its answer: its slot goes to the next waiting claim
+   * now, while the outcome is still being recorded, since the cap bounds what the receiver
+   * sees at once, and recording does not involve the receiver.
+   */
+  private answered(id: string): void {
+    const q = this.waiting.get(id);
+    const next = q?.shift();
+    if (q && q.length === 0) this.waiting.delete(id);
+    const n = (this.sending.get(id) ?? 1) - 1;
+    if (n <= 0) this.sending.delete(id);
+    else this.sending.set(id, n);
+    if (next && this.running) this.launch(next);
+    else if (next) void this.giveBack(next, Date.now());
+    // Wake the claim loop only when this makes a claim worthwhile: this subscription just
+    // reached its refill threshold, or holds nothing.
+    const held = (this.sending.get(id) ?? 0) + (this.waiting.get(id)?.length ?? 0);
+    if (held === this.o.maxInFlightPerEndpoint + this.queueLimit - Math.ceil(this.queueLimit / 2) || held === 0) this.wake();
   }
 
   /**
@@ -285,9 +295,14 @@ export class Dispatcher {
     return this.o.sender.post(c.subscription.url, headers, body);
   }
 
-  private async deliver(c: ClaimedDelivery): Promise<void> {
+  private async deliver(c: ClaimedDelivery, answered: () => void): Promise<void> {
     try {
-      const res = await this.send(c);
+      let res: SendResult;
+      try {
+        res = await this.send(c);
+      } finally {
+        answered();
+      }
       let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
       const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
       // A dialect with its own out-of-service status uses it for 410 Gone too.
