@@ -45,7 +45,7 @@ export class ThreadedSender implements Poster {
     const w = new Worker(new URL('./senderWorker.ts', import.meta.url), {
       workerData: this.o,
       // The thread holds pools, sockets and the first bytes of each answer: a small heap.
-      resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 },
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 },
     });
     this.worker = w;
     this.startedAt = Date.now();

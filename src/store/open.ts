@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
+import type { Client } from 'pg';
 import type { Config } from '../config.ts';
-import { PostgresDb } from './postgres/db.ts';
 import { SqliteDb } from './sqlite/db.ts';
 import { SqlStore } from './sqlStore.ts';
 
@@ -24,6 +23,9 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
     mkdirSync(o.dataDir, { recursive: true });
     return new SqlStore(new SqliteDb(join(o.dataDir, 'herald.db')));
   }
+  // Loaded only for PostgreSQL: the client library is about 10 MB of memory a SQLite process need not hold.
+  const { default: pg } = await import('pg');
+  const { PostgresDb } = await import('./postgres/db.ts');
   const schema = o.databaseSchema;
   const setup = new pg.Client({ connectionString: o.databaseUrl });
   await setup.connect();
@@ -38,7 +40,7 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
   pool.on('error', () => undefined);
   relaxed.on('error', () => undefined);
   const channel = `herald_due_${schema}`;
-  let listener: pg.Client | null = null;
+  let listener: Client | null = null;
   let closed = false;
 
   const listen = async (wake: () => void): Promise<void> => {
