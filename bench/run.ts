@@ -4,7 +4,7 @@
 // ceiling or to its own baseline. It reports; it never fails because the machine is slow.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -252,18 +252,44 @@ async function ceiling(rx: ReceiverProc, n: number): Promise<{ rate: number; cpu
   return { rate, cpuMicrosPerRequest: (cpu.user + cpu.system) / n };
 }
 
+/**
+ * CPU time used so far by the PostgreSQL server's processes on this machine (with what
+ * their exited children used), in seconds; null when none is visible here.
+ */
+function pgServerCpuSeconds(): number | null {
+  let ticks = 0;
+  let seen = false;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      seen = true;
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return seen ? ticks / CLOCK_TICKS : null;
+}
+
 async function throughput(rx: ReceiverProc, engine: 'sqlite' | 'postgres', n: number) {
   const h = await HeraldProc.start(engine);
   try {
     const prefix = `/tp-${engine}/`;
     const { tenantId } = await tenantWithEndpoints(h, [rx.url + prefix]);
     const cpu0 = h.cpuSeconds();
+    const pg0 = engine === 'postgres' ? pgServerCpuSeconds() : null;
     const t0 = now();
     await publishBatches(h, tenantId, n);
     const published = now();
     const { at, got } = await rx.waitFor(prefix, n, patience);
     const cpuMicrosPerDelivery = ((h.cpuSeconds() - cpu0) * 1e6) / got;
-    return { deliveries: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000), publishRate: n / ((published - t0) / 1000), cpuMicrosPerDelivery, peakRssMb: h.peakRssMb() };
+    const pg1 = pg0 === null ? null : pgServerCpuSeconds();
+    const pgServerMicrosPerDelivery = pg0 === null || pg1 === null ? null : ((pg1 - pg0) * 1e6) / got;
+    return {
+      deliveries: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000), publishRate: n / ((published - t0) / 1000),
+      cpuMicrosPerDelivery, pgServerMicrosPerDelivery, peakRssMb: h.peakRssMb(),
+    };
   } finally {
     await h.stop();
   }
@@ -410,6 +436,7 @@ try {
       rows.push({ figure: `  the ceiling just before / just after`, value: `${fmt(c0.rate)} / ${fmt(c1.rate)} req/s` });
       rows.push({ figure: `  publish rate, ${name}`, value: `${fmt(r.publishRate)} events/s` });
       rows.push({ figure: `  Herald CPU per delivery / sender CPU per request`, value: `${fmt(r.cpuMicrosPerDelivery)} / ${fmt(c.cpuMicrosPerRequest)} µs`, ratio: r.cpuMicrosPerDelivery / c.cpuMicrosPerRequest });
+      if (r.pgServerMicrosPerDelivery !== null) rows.push({ figure: '  PostgreSQL server CPU per delivery (same machine)', value: `${fmt(r.pgServerMicrosPerDelivery)} µs` });
       rows.push({ figure: `  peak RSS, ${name} throughput`, value: `${r.peakRssMb} MB` });
     }
   }
