@@ -21,7 +21,13 @@ test('npm run bench -- --tiny measures every figure and writes them as JSON', ()
     assert.equal(report.mode, 'tiny');
     assert.ok(report.results.ceiling.rate > 0);
     for (const k of ['throughput_sqlite', 'latency', 'fanout', 'backlog', 'isolation']) assert.ok(k in report.results, k);
-    if (pgEnabled) assert.ok(report.results.throughput_postgres.rate > 0);
+    if (pgEnabled) {
+      assert.ok(report.results.throughput_postgres.rate > 0);
+      assert.ok(report.results.throughput_postgres.pgServerMicrosPerDelivery > 0, 'the server on this machine was measured');
+    }
+    const tp = report.results.throughput_sqlite;
+    assert.ok(tp.ceilingBefore.rate > 0 && tp.ceilingAfter.rate > 0, 'ceilings around the run');
+    assert.ok(tp.cpuMicrosPerDelivery > 0 && tp.ceilingBefore.cpuMicrosPerRequest > 0, 'CPU per delivery and per request');
     assert.equal(report.results.throughput_sqlite.deliveries, 300, 'every event was delivered');
     assert.equal(report.results.fanout.received, 30);
     assert.ok(report.results.latency.received > 0);
