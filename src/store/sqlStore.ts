@@ -434,13 +434,13 @@ export class SqlStore implements Store {
     const rows = this.engine === 'postgres'
       ? await this.claimInOneStatement(limit, now, now + leaseMs, token, skip, room)
       : await this.db.tx((t) => this.claimStepByStep(t, limit, now, now + leaseMs, token, skip, room));
-    return rows.map((r) => ({
-      delivery: deliveryOf(r, now),
-      leaseToken: token,
-      event: eventOf(r.ev),
-      subscription: subscriptionOf(r.sub),
-      tenantNumber: Number(r.tenant_number),
-    }));
+    // A claim often holds many deliveries to one subscription: read its row once.
+    const subs = new Map<string, Subscription>();
+    return rows.map((r) => {
+      let sub = subs.get(r.subscription_id);
+      if (!sub) subs.set(r.subscription_id, (sub = subscriptionOf(r.sub)));
+      return { delivery: deliveryOf(r, now), leaseToken: token, event: eventOf(r.ev), subscription: sub, tenantNumber: Number(r.tenant_number) };
+    });
   }
 
   /**
@@ -475,7 +475,12 @@ export class SqlStore implements Store {
       `SELECT s.*, t.number AS tenant_number FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id WHERE ${t.inList('s.id', 1)}`,
       [t.list([...new Set(claimed.map((r) => r.subscription_id as string))])],
     )).map((r) => [r.id, r]));
-    return claimed.map((r) => ({ ...r, ev: events.get(r.event_id), sub: subs.get(r.subscription_id), tenant_number: subs.get(r.subscription_id)!.tenant_number }));
+    for (const r of claimed) {
+      r.ev = events.get(r.event_id);
+      r.sub = subs.get(r.subscription_id);
+      r.tenant_number = r.sub.tenant_number;
+    }
+    return claimed;
   }
 
   /**
