@@ -45,10 +45,18 @@ export class Herald {
     // Connections are per origin, and several subscriptions may share one: the pool gets the
     // process's whole budget, and the dispatcher bounds each subscription.
     // With a sender thread, the HTTP client is loaded only there: about 20 MB less in this one.
-    this.sender = c.senderThread && c.dispatch
-      ? new ThreadedSender({ allowPrivateNetworks: c.allowPrivateNetworks, requestTimeoutMs: c.requestTimeoutMs, connectionsPerOrigin: c.maxInFlight },
-        (err) => this.log.error({ err }, 'the sender thread failed; restarting it'))
-      : new (await import('./dispatch/sender.ts')).Sender(guard, c.requestTimeoutMs, c.maxInFlight);
+    if (c.senderThread && c.dispatch) {
+      const threaded = new ThreadedSender({ allowPrivateNetworks: c.allowPrivateNetworks, requestTimeoutMs: c.requestTimeoutMs, connectionsPerOrigin: c.maxInFlight },
+        (err) => this.log.error({ err }, 'the sender thread failed'));
+      this.sender = threaded;
+      // A thread that cannot start stops Herald here, rather than failing every delivery later.
+      await threaded.ready.catch(async (err: unknown) => {
+        await threaded.close();
+        throw err;
+      });
+    } else {
+      this.sender = new (await import('./dispatch/sender.ts')).Sender(guard, c.requestTimeoutMs, c.maxInFlight);
+    }
     this.dispatcher = new Dispatcher({
       store: this.store, sender: this.sender, box, envelopes: envelopes(c), log: this.log,
       retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },

@@ -33,7 +33,7 @@ for (const engine of engines()) {
       test('a receiver sees at most the cap at once, the cap is reached, and a slow endpoint does not hold back another', async () => {
         h = await startHerald(engine, { HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: '3', HERALD_SENDER_THREAD: thread });
         const t = await h.tenant();
-        const slow = await countingReceiver(3000);
+        const slow = await countingReceiver(10_000);
         const busy = await countingReceiver(40);
         receivers.push(slow.rx, busy.rx);
         for (const url of [slow.rx.url + '/slow', busy.rx.url + '/busy']) {
@@ -44,8 +44,8 @@ for (const engine of engines()) {
         const pub = await h.admin('POST', '/admin/v1/events/batch', { events });
         assert.equal(pub.status, 202, JSON.stringify(pub.body));
         // 30 answers at 40 ms each, three at a time, about 0.4 s; the slow endpoint answers
-        // its first three only after 3 s.
-        await busy.rx.waitFor(30, 2500);
+        // its first three only after 10 s.
+        await busy.rx.waitFor(30, 8000);
         assert.equal(busy.state.max, 3, 'the healthy endpoint had exactly three requests at once');
         assert.equal(slow.state.max, 3, 'the slow endpoint holds its three slots');
         assert.ok(slow.rx.received.length <= 3, `the slow endpoint got ${slow.rx.received.length} requests`);

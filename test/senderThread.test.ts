@@ -2,6 +2,7 @@
 // caller; the address guard, timeouts and answers behave there as in the main thread; a
 // thread that dies fails what it held and is replaced; close lets in-flight work finish.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import { parseCidrList } from '../src/dispatch/addressGuard.ts';
@@ -11,12 +12,15 @@ import { eventually, Receiver } from './helpers/receiver.ts';
 describe('ThreadedSender', () => {
   let rx: Receiver;
   let port: number;
-  const allowing = new ThreadedSender({ allowPrivateNetworks: parseCidrList('127.0.0.0/8'), requestTimeoutMs: 300, connectionsPerOrigin: 16 });
-  const strict = new ThreadedSender({ allowPrivateNetworks: [], requestTimeoutMs: 300, connectionsPerOrigin: 4 });
+  const allowing = new ThreadedSender({ allowPrivateNetworks: parseCidrList('127.0.0.0/8'), requestTimeoutMs: 5000, connectionsPerOrigin: 16 });
+  const strict = new ThreadedSender({ allowPrivateNetworks: [], requestTimeoutMs: 5000, connectionsPerOrigin: 4 });
+  const impatient = new ThreadedSender({ allowPrivateNetworks: parseCidrList('127.0.0.0/8'), requestTimeoutMs: 300, connectionsPerOrigin: 4 });
 
   before(async () => {
     rx = await new Receiver((r) => {
       if (r.path.startsWith('/slow')) return { status: 200, body: 'late', delayMs: 800 };
+      if (r.path.startsWith('/stall')) return { status: 200, body: 'too late', delayMs: 2500 };
+      if (r.path.startsWith('/big')) return { status: 204, delayMs: 200 };
       if (r.path === '/busy') return { status: 503, headers: { 'retry-after': '7' }, body: 'later' };
       return { status: 200, body: `got ${r.path}` };
     }).start();
@@ -24,8 +28,7 @@ describe('ThreadedSender', () => {
   });
 
   after(async () => {
-    await allowing.close();
-    await strict.close();
+    await Promise.all([allowing.close(), strict.close(), impatient.close()]);
     await rx.stop();
   });
 
@@ -64,32 +67,56 @@ describe('ThreadedSender', () => {
   });
 
   test('the request timeout applies in the thread', async () => {
-    const r = await allowing.post(`${rx.url}/slow/timeout`, {}, 'x');
+    // undici checks its timers about twice a second: the answer comes well after that.
+    const r = await impatient.post(`${rx.url}/stall/timeout`, {}, 'x');
     assert.equal(r.errorKind, 'timeout', JSON.stringify(r));
     assert.equal(r.statusCode, null);
   });
 
-  test('a thread that dies fails what it held, and a new thread takes the next requests', async () => {
+  test('large bodies, many at once, fit in the thread', async () => {
+    const body = 'x'.repeat(256 * 1024);
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => allowing.post(`${rx.url}/big/${i}`, {}, body)));
+    assert.deepEqual(results.filter((r) => r.statusCode !== 204), [], 'every one answered 204');
+  });
+
+  const threadOf = (s: ThreadedSender) => (s as unknown as { worker: Worker | null }).worker;
+
+  test('a thread that dies fails what it held; requests made while it is replaced wait for the new one', async () => {
     const s = new ThreadedSender({ allowPrivateNetworks: parseCidrList('127.0.0.0/8'), requestTimeoutMs: 3000, connectionsPerOrigin: 4 });
     try {
+      await s.ready;
       assert.equal((await s.post(`${rx.url}/warm`, {}, 'x')).statusCode, 200);
       const held = s.post(`${rx.url}/slow/held`, {}, 'x');
       await eventually(() => rx.received.some((r) => r.path === '/slow/held'), 5000, 'the held request to arrive');
       // The thread goes away as it would on a fatal error.
-      await (s as unknown as { worker: Worker }).worker.terminate();
+      await threadOf(s)!.terminate();
       const r = await held;
       assert.equal(r.errorKind, 'internal');
       assert.match(r.error ?? '', /sender thread/);
-      let next = await s.post(`${rx.url}/after`, {}, 'x');
-      const end = Date.now() + 5000;
-      while (next.statusCode !== 200 && Date.now() < end) {
-        await new Promise((ok) => setTimeout(ok, 50));
-        next = await s.post(`${rx.url}/after`, {}, 'x');
-      }
-      assert.equal(next.statusCode, 200, JSON.stringify(next));
+      assert.equal(threadOf(s), null, 'no thread during the pause');
+      // Made during the pause: not failed, sent by the next thread.
+      const during = await Promise.all([1, 2, 3].map((i) => s.post(`${rx.url}/during/${i}`, {}, 'x')));
+      assert.deepEqual(during.map((x) => x.responseBody), [1, 2, 3].map((i) => `got /during/${i}`));
+      // It dies again at once: the next pause is longer, and still nothing made meanwhile is failed.
+      await threadOf(s)!.terminate();
+      const again = await s.post(`${rx.url}/again`, {}, 'x');
+      assert.equal(again.statusCode, 200, JSON.stringify(again));
     } finally {
       await s.close();
     }
+  });
+
+  test('close during a restart pause fails what waits and starts no thread', async () => {
+    const s = new ThreadedSender({ allowPrivateNetworks: parseCidrList('127.0.0.0/8'), requestTimeoutMs: 3000, connectionsPerOrigin: 4 });
+    await s.ready;
+    await threadOf(s)!.terminate();
+    const waiting = s.post(`${rx.url}/never`, {}, 'x');
+    await Promise.all([s.close(), s.close()]);
+    const r = await waiting;
+    assert.equal(r.errorKind, 'internal');
+    await new Promise((ok) => setTimeout(ok, 300));
+    assert.equal(threadOf(s), null, 'no thread was started after close');
+    assert.ok(!rx.received.some((x) => x.path === '/never'));
   });
 
   test('close lets an in-flight request finish; afterwards posts fail without sending', async () => {
@@ -104,5 +131,20 @@ describe('ThreadedSender', () => {
     const refused = await s.post(`${rx.url}/after-close`, {}, 'x');
     assert.equal(refused.errorKind, 'internal');
     assert.equal(rx.received.length, count);
+  });
+});
+
+describe('a Herald with the sender thread', () => {
+  test('stops completely: stop() resolves, the store is closed, and the process then exits by itself', () => {
+    // In a process of its own, where nothing but Herald keeps the event loop alive.
+    const script = `
+      import { startHerald } from ${JSON.stringify(new URL('./helpers/herald.ts', import.meta.url).href)};
+      const h = await startHerald('sqlite', { HERALD_SENDER_THREAD: 'on' });
+      await h.stop();
+      console.log('stopped; store open: ' + h.herald.store.db.db.isOpen);
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /stopped; store open: false/);
   });
 });

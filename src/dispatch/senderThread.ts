@@ -13,9 +13,15 @@ export interface SenderThreadOptions {
 export type PostMessage = [number, string, Record<string, string>, string];
 /** One answer from the thread: [sequence number, result]. */
 export type ResultMessage = [number, SendResult];
+/** What the thread says besides answers. */
+export type ThreadNotice = 'ready' | 'closed';
 
-/** A thread that dies sooner than this after it started is restarted only after this long. */
-const RESTART_PAUSE_MS = 1000;
+/** Pauses before starting a thread again after one died: doubling from the first, up to the last. */
+const RESTART_PAUSE_MS = { first: 100, max: 30_000 };
+/** How long the first thread may take to start. */
+const READY_TIMEOUT_MS = 30_000;
+/** A thread that ran this long before it died was healthy: the next restart pause starts over. */
+const HEALTHY_MS = 60_000;
 
 /**
  * Sends through a Sender in a worker thread, so that HTTP work (undici, the sockets, reading
@@ -23,34 +29,58 @@ const RESTART_PAUSE_MS = 1000;
  * the event loop cross in one message, and so do the answers.
  *
  * A thread that dies fails what it held (those attempts are recorded and retried on the
- * usual schedule) and is started again.
+ * usual schedule: some may have reached their receivers) and is started again after a
+ * pause that doubles while threads keep dying young. Requests made meanwhile wait for the
+ * new thread; none is failed for want of one.
  */
 export class ThreadedSender implements Poster {
   private readonly o: SenderThreadOptions;
+  private readonly onError: (err: Error) => void;
   private worker: Worker | null = null;
   private startedAt = 0;
+  private pause = RESTART_PAUSE_MS.first;
+  private restartTimer: NodeJS.Timeout | null = null;
+  /** Requests sent to the current thread, by sequence number. */
   private readonly pending = new Map<number, (r: SendResult) => void>();
-  private outbox: PostMessage[] = [];
+  /** Requests not yet sent to a thread. */
+  private outbox: { msg: PostMessage; resolve: (r: SendResult) => void }[] = [];
+  private flushQueued = false;
   private seq = 0;
-  private closing = false;
-  private readonly onError: (err: Error) => void;
+  private closing: Promise<void> | null = null;
+  /** Settles when the first thread has started, or has failed to. */
+  readonly ready: Promise<void>;
 
   constructor(o: SenderThreadOptions, onError: (err: Error) => void = () => undefined) {
     this.o = o;
     this.onError = onError;
-    this.start();
+    this.ready = new Promise<void>((resolve, reject) => {
+      const w = this.start();
+      const settle = (err: Error | null) => {
+        clearTimeout(timer);
+        w.off('message', onMessage);
+        w.off('exit', onExit);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onMessage = (m: unknown) => { if (m === 'ready') settle(null); };
+      const onExit = (code: number) => settle(new Error(`the sender thread exited with code ${code} before it was ready`));
+      const timer = setTimeout(() => settle(new Error(`the sender thread was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+      w.on('message', onMessage);
+      w.once('exit', onExit);
+    });
+    // A caller that never awaits `ready` hears of a failure through onError.
+    this.ready.catch(() => undefined);
   }
 
-  private start(): void {
+  private start(): Worker {
+    // The old generation is not capped: the thread holds up to one body per request in flight.
     const w = new Worker(new URL('./senderWorker.ts', import.meta.url), {
-      workerData: this.o,
-      // The thread holds pools, sockets and the first bytes of each answer: a small heap.
-      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 48 },
+      workerData: this.o, execArgv: threadExecArgv(), resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
     this.worker = w;
     this.startedAt = Date.now();
-    w.on('message', (m: ResultMessage[] | 'closed') => {
-      if (m === 'closed') return;
+    w.on('message', (m: ResultMessage[] | ThreadNotice) => {
+      if (typeof m === 'string') return;
       for (const [id, r] of m) {
         const resolve = this.pending.get(id);
         this.pending.delete(id);
@@ -61,48 +91,54 @@ export class ThreadedSender implements Poster {
     w.on('exit', () => {
       if (this.worker !== w) return;
       this.worker = null;
-      this.failPending('the sender thread stopped');
+      for (const resolve of this.pending.values()) resolve(internalFailure('the sender thread stopped'));
+      this.pending.clear();
       if (this.closing) return;
-      const wait = Date.now() - this.startedAt < RESTART_PAUSE_MS ? RESTART_PAUSE_MS : 0;
-      setTimeout(() => { if (!this.closing && !this.worker) this.start(); }, wait).unref();
+      if (Date.now() - this.startedAt >= HEALTHY_MS) this.pause = RESTART_PAUSE_MS.first;
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        if (this.closing) return;
+        this.start();
+        this.flush();
+      }, this.pause);
+      this.pause = Math.min(this.pause * 2, RESTART_PAUSE_MS.max);
     });
-    // The dispatcher's own work keeps the process alive; an idle thread should not.
-    w.unref();
+    return w;
   }
 
   post(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
-    if (this.closing || !this.worker) return Promise.resolve(internalFailure(this.closing ? 'the sender is closed' : 'the sender thread is restarting'));
+    if (this.closing) return Promise.resolve(internalFailure('the sender is closed'));
     return new Promise((resolve) => {
-      const id = this.seq++;
-      this.pending.set(id, resolve);
-      if (this.outbox.push([id, url, headers, body]) === 1) queueMicrotask(this.flush);
+      this.outbox.push({ msg: [this.seq++, url, headers, body], resolve });
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(this.flush);
+      }
     });
   }
 
+  /** Sends what waits to the thread, if there is one; otherwise it waits for the next. */
   private flush = (): void => {
+    this.flushQueued = false;
+    const w = this.worker;
+    if (!w || this.outbox.length === 0) return;
     const batch = this.outbox;
     this.outbox = [];
-    if (batch.length === 0) return;
-    // With no thread (it died this turn) the requests fail below, with what it held.
-    if (this.worker) this.worker.postMessage(batch);
-    else for (const [id] of batch) this.fail(id, 'the sender thread stopped');
+    for (const { msg, resolve } of batch) this.pending.set(msg[0], resolve);
+    w.postMessage(batch.map((b) => b.msg));
   };
 
-  private fail(id: number, why: string): void {
-    const resolve = this.pending.get(id);
-    this.pending.delete(id);
-    resolve?.(internalFailure(why));
-  }
-
-  private failPending(why: string): void {
-    for (const id of [...this.pending.keys()]) this.fail(id, why);
-  }
-
   /** Lets what was sent finish (each attempt is bounded by the request timeout), then stops the thread. */
-  async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+  close(): Promise<void> {
+    this.closing ??= this.shut();
+    return this.closing;
+  }
+
+  private async shut(): Promise<void> {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
     this.flush();
+    for (const { resolve } of this.outbox) resolve(internalFailure('the sender is closed'));
+    this.outbox = [];
     const w = this.worker;
     if (!w) return;
     await new Promise<void>((resolve) => {
@@ -114,6 +150,24 @@ export class ThreadedSender implements Poster {
     });
     await w.terminate();
   }
+}
+
+/**
+ * A thread inherits the process's node flags, except when they describe the process's own
+ * entry point (`-e CODE`, `--input-type`), which a thread started from a file refuses: then
+ * it gets the rest of them.
+ */
+function threadExecArgv(): string[] | undefined {
+  const argv = process.execArgv;
+  const own = (a: string) => ['-e', '--eval', '-p', '--print'].includes(a) || /^--(input-type|eval|print)=/.test(a);
+  if (!argv.some(own)) return undefined;
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (['-e', '--eval', '-p', '--print'].includes(a)) i++;
+    else if (!own(a)) out.push(a);
+  }
+  return out;
 }
 
 function internalFailure(error: string): SendResult {

@@ -17,6 +17,8 @@ const answer = (): void => {
   if (batch.length > 0) port.postMessage(batch);
 };
 
+port.postMessage('ready');
+
 port.on('message', (m: PostMessage[] | 'close') => {
   if (m === 'close') {
     closing = true;
