@@ -458,13 +458,18 @@ try {
 
   if (wanted('backlog')) {
     const measure = SIZES.backlogSmall;
+    // The small backlog is drained before and after the large one, and the large one is
+    // rated against their mean: the machine's speed drifts over the minutes between.
     log(`backlog ${SIZES.backlogSmall}`);
-    const small = await backlog(rx, SIZES.backlogSmall, measure);
+    const before = await backlog(rx, SIZES.backlogSmall, measure);
     log(`backlog ${SIZES.backlogLarge}`);
     const large = await backlog(rx, SIZES.backlogLarge, measure);
-    results.backlog = { small, large };
-    rows.push({ figure: `backlog ${fmt(SIZES.backlogSmall)}: drain rate, SQLite`, value: `${fmt(small.rate)} deliveries/s`, ratio: small.rate / ceil });
-    rows.push({ figure: `backlog ${fmt(SIZES.backlogLarge)}: drain rate, first ${fmt(measure)}`, value: `${fmt(large.rate)} deliveries/s`, ratio: large.rate / small.rate, goal: '≥ 0.90 of 10k', met: large.rate / small.rate >= 0.9 });
+    log(`backlog ${SIZES.backlogSmall} again`);
+    const after = await backlog(rx, SIZES.backlogSmall, measure);
+    const small = (before.rate + after.rate) / 2;
+    results.backlog = { small: before, smallAfter: after, large };
+    rows.push({ figure: `backlog ${fmt(SIZES.backlogSmall)}: drain rate, SQLite, before / after the large one`, value: `${fmt(before.rate)} / ${fmt(after.rate)} deliveries/s`, ratio: small / ceil });
+    rows.push({ figure: `backlog ${fmt(SIZES.backlogLarge)}: drain rate, first ${fmt(measure)}`, value: `${fmt(large.rate)} deliveries/s`, ratio: large.rate / small, goal: '≥ 0.90 of 10k', met: large.rate / small >= 0.9 });
     rows.push({ figure: `  peak RSS with ${fmt(SIZES.backlogLarge)} backlog`, value: `${large.peakRssMb} MB`, goal: '≤ 200 MB', met: large.peakRssMb <= 200 });
     rows.push({ figure: `  building it: publish, unpause`, value: `${fmt(large.publishSeconds, 1)} s, ${fmt(large.unpauseSeconds, 1)} s` });
   }

@@ -31,6 +31,7 @@ test('npm run bench -- --tiny measures every figure and writes them as JSON', ()
     assert.equal(report.results.throughput_sqlite.deliveries, 300, 'every event was delivered');
     assert.equal(report.results.fanout.received, 30);
     assert.ok(report.results.latency.received > 0);
+    assert.ok(report.results.backlog.small.rate > 0 && report.results.backlog.smallAfter.rate > 0 && report.results.backlog.large.rate > 0, 'three backlog drains');
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
