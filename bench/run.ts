@@ -346,10 +346,11 @@ async function fanout(rx: ReceiverProc, subscriptions: number) {
 }
 
 /** Drain rate over the first `measure` deliveries of a backlog of `size` due deliveries. */
-async function backlog(rx: ReceiverProc, size: number, measure: number) {
+async function backlog(rx: ReceiverProc, size: number, measure: number, tag = 'a') {
   const h = await HeraldProc.start('sqlite');
   try {
-    const prefix = `/backlog-${size}/`;
+    // Each drain counts only its own deliveries at the receiver.
+    const prefix = `/backlog-${size}-${tag}/`;
     const { tenantId, token, endpointIds } = await tenantWithEndpoints(h, [rx.url + prefix], true);
     const p0 = now();
     await publishBatches(h, tenantId, size);
@@ -465,7 +466,7 @@ try {
     log(`backlog ${SIZES.backlogLarge}`);
     const large = await backlog(rx, SIZES.backlogLarge, measure);
     log(`backlog ${SIZES.backlogSmall} again`);
-    const after = await backlog(rx, SIZES.backlogSmall, measure);
+    const after = await backlog(rx, SIZES.backlogSmall, measure, 'b');
     const small = (before.rate + after.rate) / 2;
     results.backlog = { small: before, smallAfter: after, large };
     rows.push({ figure: `backlog ${fmt(SIZES.backlogSmall)}: drain rate, SQLite, before / after the large one`, value: `${fmt(before.rate)} / ${fmt(after.rate)} deliveries/s`, ratio: small / ceil });
