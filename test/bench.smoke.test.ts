@@ -35,7 +35,7 @@ test('npm run bench -- --tiny measures every figure and writes them as JSON', ()
       const b = report.results.backlog[k];
       assert.ok(b.measured >= 200, `backlog ${k}: ${b.measured} of 200`);
       // A drain that counted another's deliveries would finish at once, at an absurd rate.
-      assert.ok(b.rate < 1_000_000, `backlog ${k}: ${b.rate} deliveries/s is not a drain`);
+      assert.ok(b.rate < 100_000, `backlog ${k}: ${b.rate} deliveries/s is not a drain`);
     }
   } finally {
     rmSync(out, { recursive: true, force: true });
