@@ -44,7 +44,7 @@ export class Herald {
     const guard = new AddressGuard(c.allowPrivateNetworks);
     // Connections are per origin, and several subscriptions may share one: the pool gets the
     // process's whole budget, and the dispatcher bounds each subscription.
-    // With a sender thread, the HTTP client is loaded only there: about 20 MB less in this one.
+    // With a sender thread, the HTTP client is loaded only there, not in this thread too.
     if (c.senderThread && c.dispatch) {
       const threaded = new ThreadedSender({ allowPrivateNetworks: c.allowPrivateNetworks, requestTimeoutMs: c.requestTimeoutMs, connectionsPerOrigin: c.maxInFlight },
         (err) => this.log.error({ err }, 'the sender thread failed'));

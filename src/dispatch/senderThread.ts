@@ -159,12 +159,14 @@ export class ThreadedSender implements Poster {
  */
 function threadExecArgv(): string[] | undefined {
   const argv = process.execArgv;
-  const own = (a: string) => ['-e', '--eval', '-p', '--print'].includes(a) || /^--(input-type|eval|print)=/.test(a);
+  /** Flags whose value is the next argument. */
+  const withCode = (a: string) => ['-e', '--eval', '-p', '--print'].includes(a);
+  const own = (a: string) => withCode(a) || /^--(input-type|eval|print)=/.test(a);
   if (!argv.some(own)) return undefined;
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (['-e', '--eval', '-p', '--print'].includes(a)) i++;
+    if (withCode(a)) i++;
     else if (!own(a)) out.push(a);
   }
   return out;
