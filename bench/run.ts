@@ -32,6 +32,8 @@ const SIZES = {
   tiny: { throughput: 300, latencyRate: 50, latencySeconds: 1, fanout: 30, backlogLarge: 2_000, backlogSmall: 200, isolationEvents: 100, slowMs: 1000, timeoutMs: 2000 },
 }[MODE];
 const HEALTHY_ENDPOINTS = 4;
+/** Requests in one measurement of the ceiling. */
+const CEILING_REQUESTS = Math.max(SIZES.throughput, 1000);
 const CEILING_IN_FLIGHT = 64;
 const ADMIN = 'bench-admin-token';
 const PG_URL = process.env.HERALD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -41,6 +43,16 @@ const START_FLAGS: string[] = (JSON.parse(readFileSync(new URL('../package.json'
   .split(/\s+/).filter((w) => w.startsWith('--'));
 /** Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat. */
 const CLOCK_TICKS = 100;
+
+/**
+ * CPU seconds process `pid` has used (utime + stime, fields 14 and 15 of proc(5)), and with
+ * `reaped` what its exited children used too (cutime + cstime, 16 and 17).
+ */
+function procCpuSeconds(pid: number | string, reaped = false): number {
+  // Fields counted from after the command name, which may hold spaces: 14 is at 11.
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ').map(Number);
+  return (f[11]! + f[12]! + (reaped ? f[13]! + f[14]! : 0)) / CLOCK_TICKS;
+}
 const wanted = (name: string) => only === null || only.has(name);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -149,9 +161,7 @@ class HeraldProc {
    * than wall-clock rates to what else the machine is doing, so it compares two builds.
    */
   cpuSeconds(): number {
-    const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    // After the command name: field 14 (utime) and 15 (stime) of proc(5) are at 11 and 12 here.
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return procCpuSeconds(this.child.pid!);
   }
 
   /** Peak resident set size of the Herald process so far, in MB (VmHWM). */
@@ -257,19 +267,18 @@ async function ceiling(rx: ReceiverProc, n: number): Promise<{ rate: number; cpu
  * their exited children used), in seconds; null when none is visible here.
  */
 function pgServerCpuSeconds(): number | null {
-  let ticks = 0;
+  let seconds = 0;
   let seen = false;
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      seconds += procCpuSeconds(pid, true);
       seen = true;
     } catch {
       // The process ended meanwhile.
     }
   }
-  return seen ? ticks / CLOCK_TICKS : null;
+  return seen ? seconds : null;
 }
 
 async function throughput(rx: ReceiverProc, engine: 'sqlite' | 'postgres', n: number) {
@@ -409,7 +418,7 @@ try {
   // Warm-up, not measured: a cold sender and receiver (JIT, connections) measured 40 % slower.
   await ceiling(rx, Math.min(SIZES.throughput, 5000));
   log('ceiling');
-  const first = await ceiling(rx, Math.max(SIZES.throughput, 1000));
+  const first = await ceiling(rx, CEILING_REQUESTS);
   const ceil = first.rate;
   results.ceiling = { ...first, inFlight: CEILING_IN_FLIGHT, bodyBytes: BODY_1KB.length };
   rows.push({ figure: `ceiling: undici Pool, ${CEILING_IN_FLIGHT} in flight, ${BODY_1KB.length} B signed bodies`, value: `${fmt(ceil)} req/s`, ratio: 1 });
@@ -424,11 +433,11 @@ try {
       // The machine's speed drifts (a shared host): the ratio is to the mean of ceilings measured
       // just before and just after.
       log(`ceiling before throughput ${engine}`);
-      const c0 = await ceiling(rx, Math.max(SIZES.throughput, 1000));
+      const c0 = await ceiling(rx, CEILING_REQUESTS);
       log(`throughput ${engine}`);
       const r = await throughput(rx, engine, SIZES.throughput);
       log(`ceiling after throughput ${engine}`);
-      const c1 = await ceiling(rx, Math.max(SIZES.throughput, 1000));
+      const c1 = await ceiling(rx, CEILING_REQUESTS);
       const c = { rate: (c0.rate + c1.rate) / 2, cpuMicrosPerRequest: (c0.cpuMicrosPerRequest + c1.cpuMicrosPerRequest) / 2 };
       results[`throughput_${engine}`] = { ...r, ceilingBefore: c0, ceilingAfter: c1 };
       const goal = engine === 'sqlite' ? 0.5 : 0.35;
