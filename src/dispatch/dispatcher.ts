@@ -6,6 +6,7 @@ import type { Dialect } from '../domain/states.ts';
 import type { SecretBox } from '../secrets.ts';
 import type { ClaimRoom, Store } from '../store/store.ts';
 import type { Poster, SendResult } from './sender.ts';
+import { recordedHeaders } from './requestHeaders.ts';
 
 export interface DispatcherOptions {
   store: Store;
@@ -276,8 +277,11 @@ export class Dispatcher {
     return cached.secrets.filter((x) => x.expiresAt === null || x.expiresAt > now).map((x) => x.plain);
   }
 
-  /** Renders, signs and POSTs one delivery. A delivery that cannot be rendered is a recorded failure. */
-  private async send(c: ClaimedDelivery): Promise<SendResult> {
+  /**
+   * Renders, signs and POSTs one delivery. A delivery that cannot be rendered is a recorded failure.
+   * `sent` receives the headers as the attempt's record keeps them.
+   */
+  private async send(c: ClaimedDelivery, sent: { headers?: Record<string, string> } = {}): Promise<SendResult> {
     const now = Date.now();
     let body: string;
     const headers: Record<string, string> = { 'user-agent': this.o.userAgent };
@@ -287,6 +291,7 @@ export class Dispatcher {
       const r = envelope.render(c.event, c.subscription, { secrets: this.secretsFor(c.subscription, now), nowMs: now, tenantNumber: c.tenantNumber });
       for (const [k, v] of Object.entries(c.subscription.headers)) headers[k.toLowerCase()] = v;
       Object.assign(headers, r.headers);
+      sent.headers = recordedHeaders(headers, c.subscription.headers);
       body = r.body;
     } catch (err) {
       this.o.log.error({ err, delivery: c.delivery.id }, 'rendering a delivery failed');
@@ -298,8 +303,9 @@ export class Dispatcher {
   private async deliver(c: ClaimedDelivery, answered: () => void): Promise<void> {
     try {
       let res: SendResult;
+      const sent: { headers?: Record<string, string> } = {};
       try {
-        res = await this.send(c);
+        res = await this.send(c, sent);
       } finally {
         answered();
       }
@@ -312,6 +318,7 @@ export class Dispatcher {
         attempt: {
           startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
           errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,
+          requestHeaders: sent.headers ?? null,
         },
         outcome,
       });

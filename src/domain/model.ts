@@ -109,6 +109,8 @@ export interface Attempt {
   error: string | null;
   responseBody: string | null;
   worker: string | null;
+  /** The headers sent, secret-looking custom values redacted; null for attempts recorded before Herald kept them. */
+  requestHeaders: Record<string, string> | null;
 }
 
 /** What the dispatcher gets for a claimed delivery: everything needed to send it. */
@@ -129,6 +131,8 @@ export interface AttemptRecord {
   error: string | null;
   responseBody: string | null;
   worker: string;
+  /** The headers sent, with secret-looking custom values already redacted (see dispatch/requestHeaders.ts). */
+  requestHeaders?: Record<string, string> | null;
 }
 
 export type Outcome =

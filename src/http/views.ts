@@ -20,6 +20,7 @@ export const deliveryView = (d: Delivery) => ({
 export const attemptView = (a: Attempt) => ({
   id: a.id, delivery_id: a.deliveryId, attempt: a.attemptNo, started_at: iso(a.startedAt), duration_ms: a.durationMs,
   status_code: a.statusCode, error_kind: a.errorKind, error: a.error, response_body: a.responseBody, worker: a.worker,
+  request_headers: a.requestHeaders,
 });
 
 /** A page of results, newest first, with the cursor for the next page (null on the last). */

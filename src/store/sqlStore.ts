@@ -47,7 +47,10 @@ const attemptOf = (r: Row): Attempt => ({
   id: Number(r.id), deliveryId: r.delivery_id, attemptNo: Number(r.attempt_no), startedAt: Number(r.started_at),
   durationMs: Number(r.duration_ms), statusCode: r.status_code === null ? null : Number(r.status_code),
   errorKind: r.error_kind as ErrorKind | null, error: r.error, responseBody: r.response_body, worker: r.worker,
+  requestHeaders: r.request_headers ? JSON.parse(r.request_headers) : null,
 });
+
+const headersJson = (a: AttemptRecord): string | null => (a.requestHeaders ? JSON.stringify(a.requestHeaders) : null);
 
 const json = (v: unknown): string => JSON.stringify(v);
 
@@ -553,9 +556,9 @@ export class SqlStore implements Store {
       );
       if (changed > 0) {
         await t.run(
-          `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker)
-           VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8, $9)`,
-          [c.delivery.id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody, a.worker],
+          `INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker, request_headers)
+           VALUES ($1, $2, (SELECT attempts FROM deliveries WHERE id = $1), $3, $4, $5, $6, $7, $8, $9, $10)`,
+          [c.delivery.id, c.subscription.id, a.startedAt, a.durationMs, a.statusCode, a.errorKind, a.error, a.responseBody, a.worker, headersJson(a)],
         );
       }
       out.push(changed > 0);
@@ -568,8 +571,8 @@ export class SqlStore implements Store {
     const col = <T>(f: (x: Completion) => T) => items.map(f) as unknown as Param;
     const rows = await t.all<{ delivery_id: string }>(
       `WITH v AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[])
-           AS v(id, token, kind, next_at, code, err, started_at, duration_ms, error_kind, error, response_body, worker)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+           AS v(id, token, kind, next_at, code, err, started_at, duration_ms, error_kind, error, response_body, worker, request_headers)
        ), upd AS (
          UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = NULL, next_attempt_at = v.next_at, last_status_code = v.code,
            last_error = v.err, updated_at = $7, status = ${nextStateSql('d.status', 'v.kind')}
@@ -577,14 +580,14 @@ export class SqlStore implements Store {
          WHERE d.id = v.id AND d.lease_token = v.token AND s.id = d.subscription_id
          RETURNING d.id, d.attempts, d.subscription_id
        )
-       INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker)
-       SELECT upd.id, upd.subscription_id, upd.attempts, v.started_at, v.duration_ms, v.code, v.error_kind, v.error, v.response_body, v.worker
+       INSERT INTO attempts (delivery_id, subscription_id, attempt_no, started_at, duration_ms, status_code, error_kind, error, response_body, worker, request_headers)
+       SELECT upd.id, upd.subscription_id, upd.attempts, v.started_at, v.duration_ms, v.code, v.error_kind, v.error, v.response_body, v.worker, v.request_headers
        FROM upd JOIN v ON v.id = upd.id
        RETURNING delivery_id`,
       [col((x) => x.claim.delivery.id), col((x) => x.claim.leaseToken), col((x) => recordedKind(x.outcome)),
         col((x) => (x.outcome.kind === 'retry' ? x.outcome.at : null)), col((x) => x.attempt.statusCode), col((x) => lastError(x.attempt)), now,
         col((x) => x.attempt.startedAt), col((x) => x.attempt.durationMs), col((x) => x.attempt.errorKind), col((x) => x.attempt.error),
-        col((x) => x.attempt.responseBody), col((x) => x.attempt.worker)],
+        col((x) => x.attempt.responseBody), col((x) => x.attempt.worker), col((x) => headersJson(x.attempt))],
     );
     const done = new Set(rows.map((r) => r.delivery_id));
     return items.map((x) => done.has(x.claim.delivery.id));
