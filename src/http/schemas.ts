@@ -30,6 +30,9 @@
 //   so a field the schema forgets is still sent (a test compares answers to schemas).
 // - Optional fields that the code treats null as absent are `nullable(...)`.
 
+// The swagger plugin's types add summary, tags and security to Fastify's route schema.
+import type {} from '@fastify/swagger';
+import type { FastifySchema } from 'fastify';
 import { typeName } from '../domain/eventTypes.ts';
 
 export type JsonSchema = Record<string, unknown>;
@@ -202,8 +205,8 @@ export interface RouteDoc {
 }
 
 /** A route's schema with its dialect's error answers added. */
-export function route(dialect: Dialect, d: RouteDoc): JsonSchema & { tags: string[]; summary: string } {
-  return { ...d, response: { ...d.response, ...errorResponses(dialect) } } as JsonSchema & { tags: string[]; summary: string };
+export function route(dialect: Dialect, d: RouteDoc): FastifySchema & { tags: string[]; summary: string } {
+  return { ...d, response: { ...d.response, ...errorResponses(dialect) } };
 }
 
 /** An empty answer (204). */
