@@ -5,6 +5,9 @@ import { gustoError, gustoRoutes } from '../dialects/gusto/routes.ts';
 import { paycorError, paycorRoutes } from '../dialects/paycor/routes.ts';
 import { adminRoutes } from './admin.ts';
 import { errorHandler, nativeError, type ErrorRenderer } from './errors.ts';
+import { registerOpenApi } from './openapi.ts';
+import { heraldValidatorCompiler, jsonSerializerCompiler } from './schemaValidator.ts';
+import { healthzSchema } from './schemas.ts';
 import type { Services } from './services.ts';
 
 /** Which dialect's error shape answers for a path no route matched, or a router failure. */
@@ -34,7 +37,12 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
   });
   app.setErrorHandler(errorHandler(nativeError));
   app.setNotFoundHandler((req, reply) => reply.status(404).send(rendererFor(req)({ status: 404, code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` }, req)));
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Route schemas validate in Herald's own words, answers go out as built, and both feed the OpenAPI documents (before any route).
+  app.setValidatorCompiler(heraldValidatorCompiler);
+  app.setSerializerCompiler(jsonSerializerCompiler);
+  registerOpenApi(app, s.userAgent.replace(/^Herald\//, ''));
+  // In a plugin, so the spec builder (itself a plugin, loaded in order) sees it.
+  app.register(async (ops) => { ops.get('/healthz', { schema: healthzSchema }, async () => ({ status: 'ok' })); });
   app.register(adminRoutes(s), { prefix: '/admin/v1' });
   app.register(nativeRoutes(s), { prefix: '/api/v1' });
   app.register(paycorRoutes(s));
