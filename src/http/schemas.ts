@@ -248,3 +248,11 @@ export const attemptSchema = obj({
 }, { open: true, required: ['id', 'delivery_id', 'attempt'] });
 
 export const deliveryWithAttemptsSchema: JsonSchema = { ...deliverySchema, properties: { ...(deliverySchema.properties as object), attempt_log: arr(attemptSchema) } };
+
+/** GET /healthz: the process answers. */
+export const healthzSchema = route('native', {
+  summary: 'Liveness: the process answers',
+  tags: ['operations'],
+  security: [],
+  response: { 200: obj({ status: str({ enum: ['ok'] }) }, { required: ['status'] }) },
+});
