@@ -4,6 +4,7 @@ import { nativeRoutes } from '../dialects/native/routes.ts';
 import { gustoError, gustoRoutes } from '../dialects/gusto/routes.ts';
 import { paycorError, paycorRoutes } from '../dialects/paycor/routes.ts';
 import { adminRoutes } from './admin.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import { errorHandler, nativeError, type ErrorRenderer } from './errors.ts';
 import { registerOpenApi } from './openapi.ts';
 import { heraldValidatorCompiler, jsonSerializerCompiler } from './schemaValidator.ts';
@@ -47,5 +48,6 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
   app.register(nativeRoutes(s), { prefix: '/api/v1' });
   app.register(paycorRoutes(s));
   app.register(gustoRoutes(s));
+  app.register(dashboardRoutes());
   return app;
 }
