@@ -5,6 +5,7 @@ import { isUuid, type DeliveryId, type EventId, type SubscriptionId, type Tenant
 import type { NewEvent } from '../domain/model.ts';
 import { DELIVERY_STATES, type DeliveryState } from '../domain/states.ts';
 import { hashToken, randomToken, safeEqual } from '../secrets.ts';
+import { adminSchemas } from './adminSchemas.ts';
 import { bearer, errorHandler, nativeError } from './errors.ts';
 import type { Services } from './services.ts';
 import { jsonDepth, objectBody, onlyKeys, optId, optObject, optString, queryInt, queryString, reqString, type Obj } from './validate.ts';
@@ -75,7 +76,7 @@ export function adminRoutes(s: Services) {
       if (!safeEqual(token, s.config.adminToken)) throw new AuthError('the admin token is not valid');
     });
 
-    app.post('/tenants', async (req, reply) => {
+    app.post('/tenants', { schema: adminSchemas.createTenant }, async (req, reply) => {
       const o = objectBody(req.body);
       onlyKeys(o, ['name']);
       const name = reqString(o, 'name', { max: 200 });
@@ -93,24 +94,24 @@ export function adminRoutes(s: Services) {
       return reply.status(201).send({ ...tenantView(t), credentials });
     });
 
-    app.get('/tenants', async () => ({ data: (await s.store.listTenants()).map(tenantView) }));
+    app.get('/tenants', { schema: adminSchemas.listTenants }, async () => ({ data: (await s.store.listTenants()).map(tenantView) }));
 
-    app.get<{ Params: { id: string } }>('/tenants/:id', async (req) => {
+    app.get<{ Params: { id: string } }>('/tenants/:id', { schema: adminSchemas.getTenant }, async (req) => {
       const t = await s.store.getTenant(req.params.id);
       if (!t) throw new NotFoundError('tenant');
       return tenantView(t);
     });
 
-    app.delete<{ Params: { id: string } }>('/tenants/:id', async (req, reply) => {
+    app.delete<{ Params: { id: string } }>('/tenants/:id', { schema: adminSchemas.deleteTenant }, async (req, reply) => {
       if (!(await s.store.deleteTenant(req.params.id))) throw new NotFoundError('tenant');
       return reply.status(204).send();
     });
 
-    app.get('/event-types', async () => ({
+    app.get('/event-types', { schema: adminSchemas.listEventTypes }, async () => ({
       data: (await s.store.listEventTypes()).map((t) => ({ type: typeName(t.entity, t.event), ...t })),
     }));
 
-    app.post('/event-types', async (req, reply) => {
+    app.post('/event-types', { schema: adminSchemas.putEventType }, async (req, reply) => {
       const o = objectBody(req.body);
       onlyKeys(o, ['entity', 'event', 'description']);
       const name = { max: 64, pattern: NAME_RE, patternMessage: 'must be a name of letters, digits and underscores' };
@@ -119,7 +120,7 @@ export function adminRoutes(s: Services) {
       return reply.status(created ? 201 : 200).send({ type: typeName(t.entity, t.event), ...t });
     });
 
-    app.post('/events', async (req, reply) => {
+    app.post('/events', { schema: adminSchemas.publish }, async (req, reply) => {
       const e = parseEvent(req.body);
       await checkTenants([e], () => '');
       await checkCatalog([e], () => '');
@@ -129,7 +130,7 @@ export function adminRoutes(s: Services) {
     });
 
     // 32 MB: room for 1,000 events of 32 KB each, well inside the heap `npm start` gives Herald.
-    app.post('/events/batch', { bodyLimit: 32 * 1024 * 1024 }, async (req, reply) => {
+    app.post('/events/batch', { bodyLimit: 32 * 1024 * 1024, schema: adminSchemas.publishBatch }, async (req, reply) => {
       const o = objectBody(req.body);
       onlyKeys(o, ['events']);
       const list = o.events;
@@ -146,7 +147,7 @@ export function adminRoutes(s: Services) {
       });
     });
 
-    app.get<{ Params: { id: string } }>('/events/:id', async (req) => {
+    app.get<{ Params: { id: string } }>('/events/:id', { schema: adminSchemas.getEvent }, async (req) => {
       const e = isUuid(req.params.id) ? await s.store.getEvent(req.params.id) : null;
       if (!e) throw new NotFoundError('event');
       const deliveries = await s.store.listDeliveries({ eventId: e.id as EventId, limit: 10_000 });
@@ -154,7 +155,7 @@ export function adminRoutes(s: Services) {
       return { ...eventView(e), deliveries: withAttempts };
     });
 
-    app.get('/deliveries', async (req) => {
+    app.get('/deliveries', { schema: adminSchemas.listDeliveries }, async (req) => {
       const q = (req.query ?? {}) as Obj;
       const status = queryString(q, 'status');
       if (status !== undefined && !DELIVERY_STATES.includes(status as DeliveryState)) throw new ValidationError('status', `must be one of ${DELIVERY_STATES.join(', ')}`);
@@ -170,13 +171,13 @@ export function adminRoutes(s: Services) {
       return page(items, limit, deliveryView);
     });
 
-    app.get<{ Params: { id: string } }>('/deliveries/:id', async (req) => {
+    app.get<{ Params: { id: string } }>('/deliveries/:id', { schema: adminSchemas.getDelivery }, async (req) => {
       const d = await s.store.getDelivery(req.params.id);
       if (!d) throw new NotFoundError('delivery');
       return { ...deliveryView(d), attempt_log: (await s.store.listAttempts(d.id)).map(attemptView) };
     });
 
-    app.post<{ Params: { id: string } }>('/deliveries/:id/retry', async (req, reply) => {
+    app.post<{ Params: { id: string } }>('/deliveries/:id/retry', { schema: adminSchemas.retryDelivery }, async (req, reply) => {
       const d = await s.store.retryNow(req.params.id as DeliveryId);
       if (d === null) throw new NotFoundError('delivery');
       if (d === 'busy') throw new ConflictError('the delivery is in flight, or its subscription is paused or deleted');

@@ -9,8 +9,8 @@ import type { Services } from '../../http/services.ts';
 import { objectBody, onlyKeys, optBool, optString, optStringArray, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
 import { attemptView, deliveryView, page } from '../../http/views.ts';
 import { hashToken } from '../../secrets.ts';
+import { FILTER_RE, nativeSchemas } from './schemas.ts';
 
-const FILTER_RE = /^(\*|[A-Za-z][A-Za-z0-9_]{0,63})\.(\*|[A-Za-z][A-Za-z0-9_]{0,63})$/;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export const endpointView = (s: Subscription) => ({
@@ -70,7 +70,7 @@ export function nativeRoutes(s: Services) {
       tenants.set(req, t);
     });
 
-    app.post('/endpoints', async (req, reply) => {
+    app.post('/endpoints', { schema: nativeSchemas.createEndpoint }, async (req, reply) => {
       const c = await parseChange(req.body, true);
       const secret = newStandardSecret();
       const sub = await s.store.createSubscription({
@@ -81,9 +81,9 @@ export function nativeRoutes(s: Services) {
       return reply.status(201).send({ ...endpointView(sub), secret });
     });
 
-    app.get('/endpoints', async (req) => ({ data: (await s.store.listSubscriptions(tenantOf(req).id, 'native')).map(endpointView) }));
+    app.get('/endpoints', { schema: nativeSchemas.listEndpoints }, async (req) => ({ data: (await s.store.listSubscriptions(tenantOf(req).id, 'native')).map(endpointView) }));
 
-    app.get<{ Params: { id: string } }>('/endpoints/:id', async (req) => endpointView(await owned(req)));
+    app.get<{ Params: { id: string } }>('/endpoints/:id', { schema: nativeSchemas.getEndpoint }, async (req) => endpointView(await owned(req)));
 
     const change = (whole: boolean) => async (req: FastifyRequest<{ Params: { id: string } }>) => {
       const sub = await owned(req);
@@ -97,16 +97,16 @@ export function nativeRoutes(s: Services) {
       if (sub.paused && !updated.paused) s.wake();
       return endpointView(updated);
     };
-    app.patch<{ Params: { id: string } }>('/endpoints/:id', change(false));
-    app.put<{ Params: { id: string } }>('/endpoints/:id', change(true));
+    app.patch<{ Params: { id: string } }>('/endpoints/:id', { schema: nativeSchemas.patchEndpoint }, change(false));
+    app.put<{ Params: { id: string } }>('/endpoints/:id', { schema: nativeSchemas.putEndpoint }, change(true));
 
-    app.delete<{ Params: { id: string } }>('/endpoints/:id', async (req, reply) => {
+    app.delete<{ Params: { id: string } }>('/endpoints/:id', { schema: nativeSchemas.deleteEndpoint }, async (req, reply) => {
       const sub = await owned(req);
       await s.store.deleteSubscription(sub.tenantId, sub.id);
       return reply.status(204).send();
     });
 
-    app.post<{ Params: { id: string } }>('/endpoints/:id/rotate-secret', async (req) => {
+    app.post<{ Params: { id: string } }>('/endpoints/:id/rotate-secret', { schema: nativeSchemas.rotateSecret }, async (req) => {
       const sub = await owned(req);
       const now = Date.now();
       const grace = now + s.config.secretRotationGraceSeconds * 1000;
@@ -119,7 +119,7 @@ export function nativeRoutes(s: Services) {
       return { secret, previous_secrets_valid_until: kept.length ? iso(grace) : null };
     });
 
-    app.get<{ Params: { id: string } }>('/endpoints/:id/deliveries', async (req) => {
+    app.get<{ Params: { id: string } }>('/endpoints/:id/deliveries', { schema: nativeSchemas.listDeliveries }, async (req) => {
       const sub = await owned(req);
       const q = (req.query ?? {}) as Obj;
       const limit = queryInt(q, 'limit', 50, 1, 500);
@@ -127,14 +127,14 @@ export function nativeRoutes(s: Services) {
       return page(items, limit, deliveryView);
     });
 
-    app.get<{ Params: { id: string; did: string } }>('/endpoints/:id/deliveries/:did', async (req) => {
+    app.get<{ Params: { id: string; did: string } }>('/endpoints/:id/deliveries/:did', { schema: nativeSchemas.getDelivery }, async (req) => {
       const sub = await owned(req);
       const d = await s.store.getDelivery(req.params.did);
       if (!d || d.subscriptionId !== sub.id) throw new NotFoundError('delivery');
       return { ...deliveryView(d), attempt_log: (await s.store.listAttempts(d.id)).map(attemptView) };
     });
 
-    app.get<{ Params: { id: string } }>('/endpoints/:id/attempts', async (req) => {
+    app.get<{ Params: { id: string } }>('/endpoints/:id/attempts', { schema: nativeSchemas.listAttempts }, async (req) => {
       const sub = await owned(req);
       const q = (req.query ?? {}) as Obj;
       const limit = queryInt(q, 'limit', 50, 1, 500);
