@@ -157,6 +157,7 @@ export function readRawBody(req, opts = {}) {
   if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('readRawBody: limitBytes must be a whole number of bytes');
   if (req == null || typeof req.on !== 'function') throw new TypeError('readRawBody: expected a Node http request');
   for (const kept of [req.rawBody, req.body]) {
+    if (Buffer.isBuffer(kept)) return Promise.resolve(kept);
     if (kept instanceof Uint8Array) return Promise.resolve(Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength));
   }
   if (req.body !== undefined || req.readableEnded) {
