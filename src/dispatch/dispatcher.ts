@@ -7,6 +7,7 @@ import type { SecretBox } from '../secrets.ts';
 import type { ClaimRoom, Store } from '../store/store.ts';
 import type { Poster, SendResult } from './sender.ts';
 import { recordedHeaders } from './requestHeaders.ts';
+import { logAttempt, type AttemptReport, type DeliveryObserver } from './observer.ts';
 
 export interface DispatcherOptions {
   store: Store;
@@ -25,6 +26,8 @@ export interface DispatcherOptions {
   worker: string;
   /** The longest one attempt can take (twice the request timeout). */
   attemptBoundMs: number;
+  /** Told of every attempt (the metrics); none when metrics are off. */
+  observer?: DeliveryObserver;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -301,6 +304,8 @@ export class Dispatcher {
   }
 
   private async deliver(c: ClaimedDelivery, answered: () => void): Promise<void> {
+    let report: AttemptReport | null = null;
+    let failure: unknown;
     try {
       let res: SendResult;
       const sent: { headers?: Record<string, string> } = {};
@@ -310,6 +315,7 @@ export class Dispatcher {
         answered();
       }
       let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
+      report = { claim: c, result: res, outcome: outcome.kind, recorded: null };
       const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
       // A dialect with its own out-of-service status uses it for 410 Gone too.
       if ((outcome.kind === 'failed' || outcome.kind === 'gone') && exhaustedStatus) outcome = { kind: 'failed', exhaustedStatus };
@@ -322,10 +328,18 @@ export class Dispatcher {
         },
         outcome,
       });
-      if (!ok) this.o.log.warn({ delivery: c.delivery.id }, 'lease lost before the outcome was recorded; another dispatcher owns the delivery');
+      report.recorded = ok;
     } catch (err) {
       // Cannot record the outcome: the lease will run out and the delivery will be sent again.
-      this.o.log.error({ err, delivery: c.delivery.id }, 'recording a delivery outcome failed');
+      failure = err;
+      if (!report) this.o.log.error({ err, delivery: c.delivery.id }, 'recording a delivery outcome failed');
     }
+    if (report) this.observe(report, failure);
+  }
+
+  /** Every attempt logs exactly one line, and the observer hears of it. */
+  private observe(r: AttemptReport, err?: unknown): void {
+    logAttempt(this.o.log, r, err);
+    this.o.observer?.attempt(r);
   }
 }
