@@ -33,8 +33,21 @@ export interface Config {
   dispatch: boolean;
   /** Send HTTP from a worker thread, on another core than the store and the API. */
   senderThread: boolean;
+  /** Serve /metrics and count for it; off measures what the counting costs. */
+  metrics: boolean;
+  /** Bearer token /metrics requires; null: /metrics is open. */
+  metricsToken: string | null;
+  /** How many of the most-failing subscriptions /metrics names. */
+  metricsTopSubscriptions: number;
   paycorSignatureHeader: string;
   paycorTokenTtlSeconds: number;
+  /** Herald's address as browsers reach it (no trailing slash), for portal links; null: the request's own host. */
+  publicUrl: string | null;
+  portalLinkTtlSeconds: number;
+  portalLinkMaxTtlSeconds: number;
+  /** Dashboard and portal live streams open at once in this process. */
+  streamMaxConnections: number;
+  streamKeepAliveMs: number;
 }
 
 /** Every setting Herald reads, with its default and what it means (the README lists the same). */
@@ -63,7 +76,15 @@ export const SETTINGS = {
   HERALD_SENDER_THREAD: 'on: deliveries are sent from a worker thread, on another core than the store and the API; off: from the main thread (on)',
   HERALD_PAYCOR_SIGNATURE_HEADER: 'header carrying the Paycor-style signature (X-Paycor-Signature)',
   HERALD_PAYCOR_TOKEN_TTL_SECONDS: 'lifetime of a Paycor-style OAuth access token (3600)',
+  HERALD_PUBLIC_URL: "Herald's base URL as browsers reach it, for the portal links the operator API mints (unset: the request's own scheme and host)",
+  HERALD_PORTAL_LINK_TTL_SECONDS: 'lifetime of a subscriber portal link when the request names none (3600)',
+  HERALD_PORTAL_LINK_MAX_TTL_SECONDS: 'longest lifetime a portal link may be given (86400)',
+  HERALD_STREAM_MAX_CONNECTIONS: 'dashboard and portal live streams (/admin/v1/stream, /portal/v1/stream) open at once per process (100)',
+  HERALD_STREAM_KEEPALIVE_MS: 'how often an idle live stream gets a keep-alive comment (15000)',
   HERALD_LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace or silent (info)',
+  HERALD_METRICS: 'on: serve Prometheus metrics at /metrics; off: no /metrics and nothing counted (on)',
+  HERALD_METRICS_TOKEN: 'bearer token /metrics requires (none: /metrics is open)',
+  HERALD_METRICS_TOP_SUBSCRIPTIONS: 'how many of the most-failing subscriptions /metrics names, 0 for none (20)',
 } as const;
 
 export type Env = Record<string, string | undefined>;
@@ -101,6 +122,29 @@ function keptValue(dataDir: string, file: string, make: () => string): { value: 
   writeFileSync(path, value + '\n', { mode: 0o600 });
   chmodSync(path, 0o600);
   return { value, generated: true };
+}
+
+/** An absolute http(s) URL with no query or fragment, kept without its trailing slash. */
+function publicUrl(env: Env): string | null {
+  const raw = env.HERALD_PUBLIC_URL?.trim();
+  if (!raw) return null;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error(`HERALD_PUBLIC_URL: "${raw}" is not an absolute URL`);
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) {
+    throw new Error(`HERALD_PUBLIC_URL: "${raw}" must be an http(s) URL with no query, fragment or credentials`);
+  }
+  return u.href.replace(/\/+$/, '');
+}
+
+function portalLinkTtls(env: Env): { portalLinkTtlSeconds: number; portalLinkMaxTtlSeconds: number } {
+  const max = num(env, 'HERALD_PORTAL_LINK_MAX_TTL_SECONDS', 86_400, 1, 30 * 86_400);
+  const ttl = num(env, 'HERALD_PORTAL_LINK_TTL_SECONDS', Math.min(3600, max), 1, 30 * 86_400);
+  if (ttl > max) throw new Error('HERALD_PORTAL_LINK_TTL_SECONDS must not be more than HERALD_PORTAL_LINK_MAX_TTL_SECONDS');
+  return { portalLinkTtlSeconds: ttl, portalLinkMaxTtlSeconds: max };
 }
 
 /** Reads every setting once. Throws with the setting's name when one is malformed. */
@@ -161,7 +205,14 @@ export function loadConfig(processEnv: Env = process.env): Config {
     logLevel: env.HERALD_LOG_LEVEL?.trim() || 'info',
     dispatch: onOff(env, 'HERALD_DISPATCH', true),
     senderThread: onOff(env, 'HERALD_SENDER_THREAD', true),
+    metrics: onOff(env, 'HERALD_METRICS', true),
+    metricsToken: env.HERALD_METRICS_TOKEN?.trim() || null,
+    metricsTopSubscriptions: num(env, 'HERALD_METRICS_TOP_SUBSCRIPTIONS', 20, 0, 1000),
     paycorSignatureHeader: headerName(env, 'HERALD_PAYCOR_SIGNATURE_HEADER', 'X-Paycor-Signature'),
     paycorTokenTtlSeconds: num(env, 'HERALD_PAYCOR_TOKEN_TTL_SECONDS', 3600, 1, 30 * 86_400),
+    publicUrl: publicUrl(env),
+    ...portalLinkTtls(env),
+    streamMaxConnections: num(env, 'HERALD_STREAM_MAX_CONNECTIONS', 100, 1, 10_000),
+    streamKeepAliveMs: num(env, 'HERALD_STREAM_KEEPALIVE_MS', 15_000, 100, 600_000),
   };
 }

@@ -9,6 +9,7 @@ import { Dispatcher } from './dispatch/dispatcher.ts';
 import type { Poster } from './dispatch/sender.ts';
 import { ThreadedSender } from './dispatch/senderThread.ts';
 import { buildApp } from './http/app.ts';
+import { DashboardStore } from './store/queries/dashboard.ts';
 import { SecretBox } from './secrets.ts';
 import { openStore, storeOptions } from './store/open.ts';
 import type { SqlStore } from './store/sqlStore.ts';
@@ -65,7 +66,8 @@ export class Herald {
       worker: `${hostname()}:${process.pid}`, attemptBoundMs: 2 * c.requestTimeoutMs,
     });
     if (c.dispatch) await this.store.listen(this.dispatcher.wake);
-    this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake, sender: this.sender, userAgent: `Herald/${VERSION}` }, this.log);
+    this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake, sender: this.sender, userAgent: `Herald/${VERSION}`,
+      dashboard: new DashboardStore(this.store) }, this.log);
     if (c.dispatch) this.dispatcher.start();
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');

@@ -49,6 +49,8 @@ export class ThreadedSender implements Poster {
   private closing: Promise<void> | null = null;
   /** Settles when the first thread has started, or has failed to. */
   readonly ready: Promise<void>;
+  /** Threads started to replace one that died (the metrics read it). */
+  restarts = 0;
 
   constructor(o: SenderThreadOptions, onError: (err: Error) => void = () => undefined) {
     this.o = o;
@@ -98,6 +100,7 @@ export class ThreadedSender implements Poster {
       this.restartTimer = setTimeout(() => {
         this.restartTimer = null;
         if (this.closing) return;
+        this.restarts++;
         this.start();
         this.flush();
       }, this.pause);

@@ -5,6 +5,7 @@
  */
 export const NOTICE_ENTITY = '$herald';
 
-export const NOTICES = { verification: 'verification' } as const;
+/** `test`: an event the subscriber asked for from the portal, to check its receiver. */
+export const NOTICES = { verification: 'verification', test: 'test' } as const;
 
 export const isNotice = (entity: string) => entity === NOTICE_ENTITY;

@@ -6,6 +6,7 @@ import type { NewEvent } from '../domain/model.ts';
 import { DELIVERY_STATES, type DeliveryState } from '../domain/states.ts';
 import { hashToken, randomToken, safeEqual } from '../secrets.ts';
 import { adminSchemas } from './adminSchemas.ts';
+import { getDelivery, getDeliverySchema, listDeliveries, listDeliveriesSchema } from './operator.ts';
 import { bearer, errorHandler, nativeError } from './errors.ts';
 import type { Services } from './services.ts';
 import { jsonDepth, objectBody, onlyKeys, optId, optObject, optString, queryInt, queryString, reqString, type Obj } from './validate.ts';
@@ -155,27 +156,10 @@ export function adminRoutes(s: Services) {
       return { ...eventView(e), deliveries: withAttempts };
     });
 
-    app.get('/deliveries', { schema: adminSchemas.listDeliveries }, async (req) => {
-      const q = (req.query ?? {}) as Obj;
-      const status = queryString(q, 'status');
-      if (status !== undefined && !DELIVERY_STATES.includes(status as DeliveryState)) throw new ValidationError('status', `must be one of ${DELIVERY_STATES.join(', ')}`);
-      const limit = queryInt(q, 'limit', 50, 1, 500);
-      const items = await s.store.listDeliveries({
-        tenantId: queryString(q, 'tenant_id') as TenantId | undefined,
-        subscriptionId: queryString(q, 'subscription_id') as SubscriptionId | undefined,
-        eventId: queryString(q, 'event_id') as EventId | undefined,
-        status: status as DeliveryState | undefined,
-        before: queryString(q, 'cursor') as DeliveryId | undefined,
-        limit,
-      });
-      return page(items, limit, deliveryView);
-    });
+    // The dashboard's filters (event type, time range) and each delivery's event type: see operator.ts.
+    app.get('/deliveries', { schema: listDeliveriesSchema }, listDeliveries(s));
 
-    app.get<{ Params: { id: string } }>('/deliveries/:id', { schema: adminSchemas.getDelivery }, async (req) => {
-      const d = await s.store.getDelivery(req.params.id);
-      if (!d) throw new NotFoundError('delivery');
-      return { ...deliveryView(d), attempt_log: (await s.store.listAttempts(d.id)).map(attemptView) };
-    });
+    app.get<{ Params: { id: string } }>('/deliveries/:id', { schema: getDeliverySchema }, getDelivery(s));
 
     app.post<{ Params: { id: string } }>('/deliveries/:id/retry', { schema: adminSchemas.retryDelivery }, async (req, reply) => {
       const d = await s.store.retryNow(req.params.id as DeliveryId);

@@ -3,6 +3,7 @@ import type { AddressGuard } from '../dispatch/addressGuard.ts';
 import type { Poster } from '../dispatch/sender.ts';
 import type { SecretBox } from '../secrets.ts';
 import type { Store } from '../store/store.ts';
+import type { DashboardStore } from '../store/queries/dashboard.ts';
 
 /** What the HTTP routes are given; nothing below reads the environment. */
 export interface Services {
@@ -15,4 +16,6 @@ export interface Services {
   /** For one-off sends outside the delivery engine (a dialect's test event). */
   sender: Poster;
   userAgent: string;
+  /** The dashboard's and portal's store verbs (lists with filters, health, bulk retry, test events, the live stream). */
+  dashboard: DashboardStore;
 }

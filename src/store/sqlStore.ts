@@ -19,7 +19,7 @@ const tenantOf = (r: Row): Tenant => ({
   id: r.id, number: Number(r.number), name: r.name, clientId: r.client_id, createdAt: Number(r.created_at),
 });
 
-const subscriptionOf = (r: Row): Subscription => ({
+export const subscriptionOf = (r: Row): Subscription => ({
   id: r.id, tenantId: r.tenant_id, dialect: r.dialect, url: r.url, description: r.description,
   filters: JSON.parse(r.filters), paused: Boolean(r.paused), enabled: Boolean(r.enabled), status: r.status,
   secrets: JSON.parse(r.secrets), headers: JSON.parse(r.headers), properties: JSON.parse(r.properties),
@@ -32,7 +32,7 @@ const eventOf = (r: Row): HeraldEvent => ({
   occurredAt: Number(r.occurred_at), createdAt: Number(r.created_at), idempotencyKey: r.idempotency_key,
 });
 
-function deliveryOf(r: Row, now = Date.now()): Delivery {
+export function deliveryOf(r: Row, now = Date.now()): Delivery {
   const leased = r.lease_token !== null && r.status === 'pending' && Number(r.next_attempt_at) > now;
   return {
     id: r.id, tenantId: r.tenant_id, eventId: r.event_id, subscriptionId: r.subscription_id,
@@ -43,7 +43,7 @@ function deliveryOf(r: Row, now = Date.now()): Delivery {
   };
 }
 
-const attemptOf = (r: Row): Attempt => ({
+export const attemptOf = (r: Row): Attempt => ({
   id: Number(r.id), deliveryId: r.delivery_id, attemptNo: Number(r.attempt_no), startedAt: Number(r.started_at),
   durationMs: Number(r.duration_ms), statusCode: r.status_code === null ? null : Number(r.status_code),
   errorKind: r.error_kind as ErrorKind | null, error: r.error, responseBody: r.response_body, worker: r.worker,
@@ -106,6 +106,14 @@ export class SqlStore implements Store {
   private async notify(t: Db): Promise<void> {
     if (this.notifySql) await t.all(this.notifySql);
   }
+
+  /** The same, for store verbs kept in other files (src/store/queries/). */
+  notifyDue(t: Db): Promise<void> {
+    return this.notify(t);
+  }
+
+  /** Called after attempts are recorded, so that the dashboard's live stream looks at once rather than at its next poll. */
+  onAttemptsRecorded: (() => void) | null = null;
 
   // ---- tenants ----
 
@@ -536,7 +544,9 @@ export class SqlStore implements Store {
       return recorded;
     };
     // One statement needs no transaction of its own; follow-up writes share one with it.
-    return this.engine === 'postgres' && !followUp ? work(this.db.relaxed) : this.db.relaxed.tx(work);
+    const recorded = await (this.engine === 'postgres' && !followUp ? work(this.db.relaxed) : this.db.relaxed.tx(work));
+    this.onAttemptsRecorded?.();
+    return recorded;
   }
 
   /**

@@ -10,9 +10,9 @@ import type { Services } from '../../http/services.ts';
 import { objectBody, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
 import { hashToken, safeEqual } from '../../secrets.ts';
 import { gustoEvent, gustoEventType } from './envelope.ts';
+import { EVENT_TYPE_PATTERN, gustoSchemas } from './schemas.ts';
 
 const DAY_MS = 86_400_000;
-const EVENT_TYPE_PATTERN = /^[a-z0-9_*]+(\.[a-z0-9_*]+)?$/;
 
 /** Gusto's error list. Field errors are 422 here; a body that is not JSON stays 400. */
 export const gustoError: ErrorRenderer = (f) => {
@@ -22,8 +22,10 @@ export const gustoError: ErrorRenderer = (f) => {
     : f.status === 422 ? 'invalid_attribute_value'
     : f.status >= 500 ? 'internal_error'
     : 'invalid_request';
-  const message = f.field && f.message.startsWith(f.field + ' ') ? f.message.slice(f.field.length + 1) : f.message;
-  return { errors: [{ error_key: f.field && f.field !== 'body' ? f.field : 'base', category, message }] };
+  // error_key names the attribute (`subscription_types`), not an item of it; the message keeps the item.
+  const key = f.field && f.field !== 'body' ? f.field.replace(/\[\d+\].*$/, '') : 'base';
+  const message = f.field && key === f.field && f.message.startsWith(f.field + ' ') ? f.message.slice(f.field.length + 1) : f.message;
+  return { errors: [{ error_key: key, category, message }] };
 };
 
 /** Every field error in this dialect is a 422 except a body that is not a JSON object. */
@@ -69,7 +71,7 @@ export function gustoRoutes(s: Services) {
       tenants.set(req, t);
     });
 
-    app.post('/v1/webhook_subscriptions', async (req, reply) => {
+    app.post('/v1/webhook_subscriptions', { schema: gustoSchemas.create }, async (req, reply) => {
       const o = objectBody(req.body);
       const url = reqString(o, 'url', { max: 2000 });
       const why = await s.guard.checkUrl(url);
@@ -86,11 +88,11 @@ export function gustoRoutes(s: Services) {
       return reply.status(201).send(subscriptionView(sub));
     });
 
-    app.get('/v1/webhook_subscriptions', async (req) => (await s.store.listSubscriptions(tenantOf(req).id, 'gusto')).map(subscriptionView));
+    app.get('/v1/webhook_subscriptions', { schema: gustoSchemas.list }, async (req) => (await s.store.listSubscriptions(tenantOf(req).id, 'gusto')).map(subscriptionView));
 
-    app.get<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid', async (req) => subscriptionView(await owned(req)));
+    app.get<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid', { schema: gustoSchemas.get }, async (req) => subscriptionView(await owned(req)));
 
-    app.put<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid', async (req) => {
+    app.put<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid', { schema: gustoSchemas.update }, async (req) => {
       const sub = await owned(req);
       const o = objectBody(req.body);
       if (o.url !== undefined && o.url !== sub.url) throw new UnprocessableError('url', 'cannot be changed; create a new subscription for a new url');
@@ -100,13 +102,13 @@ export function gustoRoutes(s: Services) {
       return subscriptionView(updated);
     });
 
-    app.delete<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid', async (req, reply) => {
+    app.delete<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid', { schema: gustoSchemas.delete }, async (req, reply) => {
       const sub = await owned(req);
       await s.store.deleteSubscription(sub.tenantId, sub.id);
       return reply.status(204).send();
     });
 
-    app.put<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid/verify', async (req) => {
+    app.put<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid/verify', { schema: gustoSchemas.verify }, async (req) => {
       const sub = await owned(req);
       const given = reqString(objectBody(req.body), 'verification_token', { max: 100 });
       if (!safeEqual(given, tokenOf(sub))) throw new UnprocessableError('verification_token', 'does not match the token sent to the subscription url');
@@ -116,14 +118,14 @@ export function gustoRoutes(s: Services) {
       return subscriptionView(updated);
     });
 
-    app.get<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid/request_verification_token', async (req) => {
+    app.get<{ Params: { uuid: string } }>('/v1/webhook_subscriptions/:uuid/request_verification_token', { schema: gustoSchemas.requestToken }, async (req) => {
       const sub = await owned(req);
       if (!(await s.store.sendNotice(sub.tenantId, sub.id as SubscriptionId, NOTICES.verification))) throw new NotFoundError('webhook subscription');
       s.wake();
       return { message: `A verification token is on its way to ${sub.url}` };
     });
 
-    app.get('/v1/webhooks/health_check', async (req) => {
+    app.get('/v1/webhooks/health_check', { schema: gustoSchemas.health }, async (req) => {
       const t = tenantOf(req);
       const subs = await s.store.listSubscriptions(t.id, 'gusto');
       const last = await s.store.lastAttempt(t.id, 'gusto');
@@ -132,7 +134,7 @@ export function gustoRoutes(s: Services) {
       return { status, last_checked_at: last ? new Date(last.startedAt).toISOString() : null };
     });
 
-    app.get('/v1/events', async (req) => {
+    app.get('/v1/events', { schema: gustoSchemas.events }, async (req) => {
       const q = (req.query ?? {}) as Obj;
       const limit = queryInt(q, 'limit', 25, 1, 100);
       const order = queryString(q, 'sort_order') ?? 'asc';

@@ -1,15 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuthError, NotFoundError, UnprocessableError, ValidationError } from '../../domain/errors.ts';
 import { unknownFilters } from '../../domain/eventTypes.ts';
 import type { DeliveryId, SubscriptionId } from '../../domain/ids.ts';
-import type { StoredSecret, Subscription, Tenant } from '../../domain/model.ts';
+import type { Subscription, Tenant } from '../../domain/model.ts';
 import { bearer, errorHandler, nativeError } from '../../http/errors.ts';
 import type { Services } from '../../http/services.ts';
 import { objectBody, onlyKeys, optBool, optString, optStringArray, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
 import { attemptView, deliveryView, page } from '../../http/views.ts';
 import { hashToken } from '../../secrets.ts';
 import { FILTER_RE, nativeSchemas } from './schemas.ts';
+import { newStandardSecret, rotateStandardSecret } from './rotate.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -18,7 +18,7 @@ export const endpointView = (s: Subscription) => ({
   created_at: iso(s.createdAt), updated_at: iso(s.updatedAt),
 });
 
-export const newStandardSecret = () => 'whsec_' + randomBytes(32).toString('base64');
+export { newStandardSecret };
 
 const tenants = new WeakMap<FastifyRequest, Tenant>();
 
@@ -108,15 +108,9 @@ export function nativeRoutes(s: Services) {
 
     app.post<{ Params: { id: string } }>('/endpoints/:id/rotate-secret', { schema: nativeSchemas.rotateSecret }, async (req) => {
       const sub = await owned(req);
-      const now = Date.now();
-      const grace = now + s.config.secretRotationGraceSeconds * 1000;
-      const secret = newStandardSecret();
-      const kept: StoredSecret[] = sub.secrets
-        .filter((x) => x.expiresAt === null || x.expiresAt > now)
-        .map((x) => ({ enc: x.enc, expiresAt: x.expiresAt === null ? grace : Math.min(x.expiresAt, grace) }));
-      const updated = await s.store.updateSubscription(sub.tenantId, sub.id, { secrets: [{ enc: s.box.seal(secret), expiresAt: null }, ...kept] });
-      if (!updated) throw new NotFoundError('endpoint');
-      return { secret, previous_secrets_valid_until: kept.length ? iso(grace) : null };
+      const r = await rotateStandardSecret(s, sub);
+      if (!r) throw new NotFoundError('endpoint');
+      return { secret: r.secret, previous_secrets_valid_until: r.previousValidUntil === null ? null : iso(r.previousValidUntil) };
     });
 
     app.get<{ Params: { id: string } }>('/endpoints/:id/deliveries', { schema: nativeSchemas.listDeliveries }, async (req) => {

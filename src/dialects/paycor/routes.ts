@@ -4,20 +4,18 @@ import { AuthError, NotFoundError, ValidationError } from '../../domain/errors.t
 import { typeName, type EventType } from '../../domain/eventTypes.ts';
 import { uuidv7, type EventId, type SubscriptionId, type TenantId } from '../../domain/ids.ts';
 import type { Subscription, Tenant } from '../../domain/model.ts';
-import { errorHandler, type ErrorRenderer } from '../../http/errors.ts';
+import { errorHandler, toFailure, type ErrorRenderer } from '../../http/errors.ts';
 import type { Services } from '../../http/services.ts';
 import { objectBody, optBool, optString, optStringArray, optStringMap, reqString, type Obj } from '../../http/validate.ts';
 import { hashToken, safeEqual } from '../../secrets.ts';
 import { asciiJson, paycorId, paycorNotification, paycorSignature } from './envelope.ts';
+import { ASCII_SECRET, HEADER_NAME, paycorSchemas } from './schemas.ts';
 import { TokenIssuer } from './token.ts';
 
 const KEY_HEADER = 'ocp-apim-subscription-key';
 const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error' };
-/** Printable ASCII: the seed's validator encodes the secret as ASCII, so nothing else survives it. */
-const ASCII_SECRET = /^[\x20-\x7e]+$/;
 /** Headers a registration may not set: they would break the request or impersonate Herald's own. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'user-agent']);
-const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
 
 /** Paycor's error model; everything Herald refuses as unprocessable is a 400 here. */
 export const paycorError: ErrorRenderer = (f, req) => {
@@ -139,8 +137,13 @@ export function paycorRoutes(s: Services) {
   };
 
   const tokenRoute = async (app: FastifyInstance): Promise<void> => {
-    app.setErrorHandler((err, req, reply) => paycorErrors(req, reply, err));
-    app.post('/Accounts/v2/Common/Token', async (req, reply) => {
+    app.setErrorHandler((err, req, reply) => {
+      // The token request's schema failures are OAuth errors, in the shape its other refusals have.
+      if (!(err instanceof ValidationError)) return paycorErrors(req, reply, err);
+      const f = toFailure(err);
+      return reply.status(400).send({ error: 'invalid_request', error_description: f.message, ...(paycorError({ ...f, status: 400 }, req) as Obj) });
+    });
+    app.post('/Accounts/v2/Common/Token', { schema: paycorSchemas.token }, async (req, reply) => {
       const oauth = (status: number, error: string, description: string, field?: string) => {
         const base = paycorError({ status, code: error, message: description, field }, req) as Obj;
         return reply.status(status).send({ error, error_description: description, ...base });
@@ -180,11 +183,16 @@ export function paycorRoutes(s: Services) {
       if (v.tenantId !== byKey.id) throw new AuthError('holds an access token of a different client than the subscription key', 'Authorization');
       tenants.set(req, byKey);
     });
+    // ASP.NET binds JSON names in any letter case: the body's names take the schema's case before the schema checks them.
+    app.addHook('preValidation', async (req) => {
+      const fields = (req.routeOptions.schema?.body as { properties?: Obj } | undefined)?.properties;
+      if (fields && req.body !== null && typeof req.body === 'object' && !Array.isArray(req.body)) req.body = canonicalFields(req.body, Object.keys(fields));
+    });
 
-    app.get('/eventsubscriptions/support/v1/events', async () =>
+    app.get('/eventsubscriptions/support/v1/events', { schema: paycorSchemas.catalog }, async () =>
       (await s.store.listEventTypes()).map((t) => ({ Entity: t.entity, Event: t.event, Description: t.description })));
 
-    app.post('/eventsubscriptions/user/registrations', async (req, reply) => {
+    app.post('/eventsubscriptions/user/registrations', { schema: paycorSchemas.createRegistration }, async (req, reply) => {
       const r = await parseRegistration(canonicalFields(req.body, REGISTRATION_FIELDS));
       const secret = r.secret ?? randomUUID();
       const sub = await s.store.createSubscription({
@@ -196,12 +204,12 @@ export function paycorRoutes(s: Services) {
       return reply.status(201).send({ ...registrationView(sub), Secret: secret });
     });
 
-    app.get('/eventsubscriptions/user/registrations', async (req) =>
+    app.get('/eventsubscriptions/user/registrations', { schema: paycorSchemas.listRegistrations }, async (req) =>
       (await s.store.listSubscriptions(tenants.get(req)!.id, 'paycor')).map(registrationView));
 
-    app.get<{ Params: { id: string } }>('/eventsubscriptions/user/registrations/:id', async (req) => registrationView(await owned(req)));
+    app.get<{ Params: { id: string } }>('/eventsubscriptions/user/registrations/:id', { schema: paycorSchemas.getRegistration }, async (req) => registrationView(await owned(req)));
 
-    app.put<{ Params: { id: string } }>('/eventsubscriptions/user/registrations/:id', async (req) => {
+    app.put<{ Params: { id: string } }>('/eventsubscriptions/user/registrations/:id', { schema: paycorSchemas.putRegistration }, async (req) => {
       const sub = await owned(req);
       const o = canonicalFields(req.body, REGISTRATION_FIELDS);
       const id = o.Id;
@@ -218,13 +226,13 @@ export function paycorRoutes(s: Services) {
       return registrationView(updated);
     });
 
-    app.delete<{ Params: { id: string } }>('/eventsubscriptions/user/registrations/:id', async (req, reply) => {
+    app.delete<{ Params: { id: string } }>('/eventsubscriptions/user/registrations/:id', { schema: paycorSchemas.deleteRegistration }, async (req, reply) => {
       const sub = await owned(req);
       await s.store.deleteSubscription(sub.tenantId, sub.id as SubscriptionId);
       return reply.status(204).send();
     });
 
-    app.post('/v1/events/mockevent', async (req, reply) => {
+    app.post('/v1/events/mockevent', { schema: paycorSchemas.mockEvent }, async (req, reply) => {
       const o = canonicalFields(req.body, MOCK_FIELDS);
       const eventType = reqString(o, 'EventType', { max: 130 });
       const known = (await s.store.listEventTypes()).find((t) => typeName(t.entity, t.event) === eventType);
