@@ -9,6 +9,9 @@ import { Dispatcher } from './dispatch/dispatcher.ts';
 import type { Poster } from './dispatch/sender.ts';
 import { ThreadedSender } from './dispatch/senderThread.ts';
 import { buildApp } from './http/app.ts';
+import { HeraldMetrics, instrumentStore } from './observability/metrics.ts';
+import { readiness } from './observability/readiness.ts';
+import { queueDepth } from './store/queries/operational.ts';
 import { DashboardStore } from './store/queries/dashboard.ts';
 import { SecretBox } from './secrets.ts';
 import { openStore, storeOptions } from './store/open.ts';
@@ -16,8 +19,9 @@ import type { SqlStore } from './store/sqlStore.ts';
 
 export const VERSION = '0.1.0';
 
-export function makeLogger(level: string): Logger {
-  return pino({ level, redact: ['req.headers.authorization', 'req.headers["ocp-apim-subscription-key"]', '*.secret', '*.client_secret'] });
+/** Herald's logger; `destination` (stdout when absent) lets a test read what Herald logs. */
+export function makeLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino({ level, redact: ['req.headers.authorization', 'req.headers["ocp-apim-subscription-key"]', '*.secret', '*.client_secret'] }, destination);
 }
 
 /** One Herald process: store, dispatcher and HTTP API. */
@@ -28,6 +32,8 @@ export class Herald {
   dispatcher!: Dispatcher;
   app!: FastifyInstance;
   private sender!: Poster;
+  /** Null when HERALD_METRICS is off. */
+  metrics: HeraldMetrics | null = null;
   url = '';
 
   constructor(config: Config, log?: Logger) {
@@ -41,6 +47,15 @@ export class Herald {
     const applied = await this.store.migrate();
     if (applied.length) this.log.info({ applied }, 'applied migrations');
     await this.store.seedEventTypes(DEFAULT_CATALOG);
+    if (c.metrics) {
+      const m = (this.metrics = new HeraldMetrics({ topSubscriptions: c.metricsTopSubscriptions }));
+      instrumentStore(this.store, m);
+      const db = this.store.db;
+      m.watch({
+        queueDepth: () => queueDepth(db, Date.now(), c.leaseMs),
+        onSourceError: (what, err) => this.log.warn({ err }, 'reading the %s for /metrics failed', what),
+      });
+    }
     const box = new SecretBox(c.secretKey);
     const guard = new AddressGuard(c.allowPrivateNetworks);
     // Connections are per origin, and several subscriptions may share one: the pool gets the
@@ -50,6 +65,7 @@ export class Herald {
       const threaded = new ThreadedSender({ allowPrivateNetworks: c.allowPrivateNetworks, requestTimeoutMs: c.requestTimeoutMs, connectionsPerOrigin: c.maxInFlight },
         (err) => this.log.error({ err }, 'the sender thread failed'));
       this.sender = threaded;
+      this.metrics?.watch({ senderThreadRestarts: () => threaded.restarts });
       // A thread that cannot start stops Herald here, rather than failing every delivery later.
       await threaded.ready.catch(async (err: unknown) => {
         await threaded.close();
@@ -64,10 +80,13 @@ export class Herald {
       leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs, claimBatch: c.claimBatch,
       maxInFlight: c.maxInFlight, maxInFlightPerEndpoint: c.maxInFlightPerEndpoint, userAgent: `Herald/${VERSION}`,
       worker: `${hostname()}:${process.pid}`, attemptBoundMs: 2 * c.requestTimeoutMs,
+      observer: this.metrics ?? undefined,
     });
+    this.metrics?.watch({ inFlight: () => this.dispatcher.inFlightCount });
     if (c.dispatch) await this.store.listen(this.dispatcher.wake);
     this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake, sender: this.sender, userAgent: `Herald/${VERSION}`,
-      dashboard: new DashboardStore(this.store) }, this.log);
+      dashboard: new DashboardStore(this.store),
+      operational: { metrics: this.metrics, readiness: () => readiness(this.store.db, (err) => this.log.warn({ err }, '/readyz: the store is not ready')) } }, this.log);
     if (c.dispatch) this.dispatcher.start();
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');

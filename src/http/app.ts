@@ -4,6 +4,7 @@ import { nativeRoutes } from '../dialects/native/routes.ts';
 import { gustoError, gustoRoutes } from '../dialects/gusto/routes.ts';
 import { paycorError, paycorRoutes } from '../dialects/paycor/routes.ts';
 import { adminRoutes } from './admin.ts';
+import { operationalRoutes } from './operational.ts';
 import { dashboardApi } from './dashboardApi.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { errorHandler, nativeError, type ErrorRenderer } from './errors.ts';
@@ -45,6 +46,7 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
   registerOpenApi(app, s.userAgent.replace(/^Herald\//, ''));
   // In a plugin, so the spec builder (itself a plugin, loaded in order) sees it.
   app.register(async (ops) => { ops.get('/healthz', { schema: healthzSchema }, async () => ({ status: 'ok' })); });
+  app.register(operationalRoutes(s));
   app.register(adminRoutes(s), { prefix: '/admin/v1' });
   app.register(dashboardApi(s));
   app.register(nativeRoutes(s), { prefix: '/api/v1' });

@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import type { AddressGuard } from '../dispatch/addressGuard.ts';
 import type { Poster } from '../dispatch/sender.ts';
+import type { Operational } from './operational.ts';
 import type { SecretBox } from '../secrets.ts';
 import type { Store } from '../store/store.ts';
 import type { DashboardStore } from '../store/queries/dashboard.ts';
@@ -16,6 +17,8 @@ export interface Services {
   /** For one-off sends outside the delivery engine (a dialect's test event). */
   sender: Poster;
   userAgent: string;
+  /** Readiness and metrics for /readyz and /metrics; without it neither is served. */
+  operational?: Operational;
   /** The dashboard's and portal's store verbs (lists with filters, health, bulk retry, test events, the live stream). */
   dashboard: DashboardStore;
 }
