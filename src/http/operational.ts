@@ -27,8 +27,10 @@ const readySchema = route('native', {
   tags: TAGS,
   security: [],
   response: {
-    200: obj({ status: str({ enum: ['ready'] }), store, migrations }, { required: ['status', 'store', 'migrations'] }),
-    503: obj({ status: str({ enum: ['not_ready'] }), store, reason: str({ description: 'what is wrong' }), migrations }, { required: ['status', 'store', 'reason'] }),
+    200: obj({ status: str({ enum: ['ready'] }), store, migrations }, { required: ['status', 'store', 'migrations'], description: 'Ready to take traffic' }),
+    503: obj({ status: str({ enum: ['not_ready'] }), store, reason: str({ description: 'what is wrong' }), migrations }, {
+      required: ['status', 'store', 'reason'], description: 'Not ready: the store does not answer, or its migrations are not the ones this build knows',
+    }),
   },
 });
 
@@ -40,8 +42,8 @@ const metricsSchema = route('native', {
     + '(not the admin token), and answers 401 without it; when unset, it is open. Not served when HERALD_METRICS is off.',
   tags: TAGS,
   security: [],
-  produces: [METRICS_MEDIA_TYPE],
-  response: { 200: str({ description: 'every herald_* metric, in the Prometheus text format' }) },
+  // Only the 200 is text; a refusal is Herald's JSON error.
+  response: { 200: { description: 'Every herald_* metric', content: { [METRICS_MEDIA_TYPE]: { schema: str({ description: 'the Prometheus text exposition format 0.0.4' }) } } } },
 });
 
 export function operationalRoutes(s: Services) {
