@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Pool } from 'undici';
@@ -54,6 +54,14 @@ function procCpuSeconds(pid: number | string, reaped = false): number {
   return (f[11]! + f[12]! + (reaped ? f[13]! + f[14]! : 0)) / CLOCK_TICKS;
 }
 const wanted = (name: string) => only === null || only.has(name);
+/** A loopback port free just now, for a Herald whose address must be known before it logs anything. */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((ok) => s.close(() => ok()));
+  return port;
+}
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -121,26 +129,34 @@ class HeraldProc {
     // Herald runs with the node flags of `npm start`; BENCH_HERALD_NODE_ARGS adds more,
     // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = [...START_FLAGS, ...(process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+    const port = await freePort();
     h.child = spawn(process.execPath, [...nodeArgs, 'src/cli.ts', 'serve'], {
       env: {
         // Herald's settings in the harness's environment reach Herald (HERALD_SENDER_THREAD=off npm run bench).
         ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HERALD_'))),
         PATH: process.env.PATH,
         HERALD_DATA_DIR: h.dir,
-        HERALD_PORT: '0',
+        HERALD_PORT: String(port),
         HERALD_ADMIN_TOKEN: ADMIN,
         HERALD_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
-        HERALD_LOG_LEVEL: 'info',
+        // Herald logs every attempt at info: at warn the log costs nothing here, and what it
+        // does log goes to stderr. HERALD_LOG_LEVEL=info npm run bench measures it with the log.
+        HERALD_LOG_LEVEL: process.env.HERALD_LOG_LEVEL ?? 'warn',
         ...(h.schema ? { DATABASE_URL: PG_URL, HERALD_DATABASE_SCHEMA: h.schema } : {}),
         ...extra,
       },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 2, 'inherit'],
     });
-    const rl = createInterface({ input: h.child.stdout! });
-    h.url = await new Promise<string>((res, rej) => {
-      rl.on('line', (line) => { if (line.includes('"Herald is ready"')) res(JSON.parse(line).url); });
-      h.child.once('exit', (code) => rej(new Error(`Herald exited with ${code}`)));
-    });
+    h.url = `http://127.0.0.1:${port}`;
+    // Ready when /readyz says so (the ready line is an info line, hidden at warn).
+    let exited: number | null | undefined;
+    h.child.once('exit', (code) => { exited = code; });
+    for (;;) {
+      if (exited !== undefined) throw new Error(`Herald exited with ${exited}`);
+      const status = await fetch(`${h.url}/readyz`).then((r) => r.status, () => 0);
+      if (status === 200) break;
+      await sleep(20);
+    }
     h.pool = new Pool(h.url, { connections: 8 });
     return h;
   }
