@@ -206,8 +206,12 @@ export interface RouteDoc {
 
 /** A route's schema with its dialect's error answers added. */
 export function route(dialect: Dialect, d: RouteDoc): FastifySchema & { tags: string[]; summary: string } {
-  return { ...d, response: { ...d.response, ...errorResponses(dialect) } };
+  const described = Object.fromEntries(Object.entries(d.response).map(([status, s]) => [status, s.description ? s : { ...s, description: STATUS_WORDS[status] ?? 'Done' }]));
+  return { ...d, response: { ...described, ...errorResponses(dialect) } };
 }
+
+/** Each answer needs a description in OpenAPI; these are used when a route gives none. */
+const STATUS_WORDS: Record<string, string> = { 200: 'OK', 201: 'Created', 202: 'Accepted: it happens in the background', 204: 'Done; no content' };
 
 /** An empty answer (204). */
 export const noContent: JsonSchema = { type: 'null', description: 'No content' };
