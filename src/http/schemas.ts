@@ -22,9 +22,15 @@
 //   parameters arrive as text, so they are checked after coercion ("50" is the integer 50),
 //   but the handler still receives the text and parses it with validate.ts (queryInt,
 //   queryString), which is stricter than coercion ("1e2" is not a limit).
+//   Make query objects open (`pageQuery` is): proxies and scripts add parameters of their own.
+// - Each dialect keeps its rules around the check: the Paycor routes bring a body's field
+//   names to the schema's letter case before it runs (ASP.NET binds them in any case) and
+//   answer a token request's failures as OAuth errors; the Gusto routes answer field
+//   errors as 422 and name the attribute, not its item.
 // - What a schema cannot say stays in code: cross-field rules, catalog and tenant lookups,
-//   URL safety, JSON depth, dates that do not exist, Paycor's field names in any letter
-//   case. Keep the schema describing the accepted shape, and the code refusing the rest.
+//   URL safety, JSON depth, dates that do not exist. Keep the schema describing the
+//   accepted shape, and the code refusing the rest.
+// - Routes that serve pages rather than API (the dashboard, this reference) say `hide: true`.
 // - `format` (uri, uuid, date-time) is an annotation for readers; the code checks those.
 // - `response` documents what the handler sends; Herald serialises with JSON.stringify,
 //   so a field the schema forgets is still sent (a test compares answers to schemas).
