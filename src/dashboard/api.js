@@ -65,15 +65,18 @@ export class Api {
   }
 }
 
-/** Which view a token opens: the operator's (admin token) or one tenant's portal. */
-export async function whoIs(token) {
+/**
+ * Which view a token opens: the operator's (admin token) or one tenant's portal. A token
+ * from a portal link is a tenant's by its nature, and is asked about as one only.
+ */
+export async function whoIs(token, portalLink = false) {
   const probe = async (path) => {
     const res = await fetch(path, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, cache: 'no-store', credentials: 'omit' });
     if (res.status === 401 || res.status === 403 || res.status === 404) return null;
     if (!res.ok) throw new ApiError(res.status, 'http_error', `Herald answered ${res.status} to ${path}`);
     return res.json();
   };
-  const tenants = await probe('/admin/v1/tenants');
+  const tenants = portalLink ? null : await probe('/admin/v1/tenants');
   if (tenants) return { role: 'operator', tenants: tenants.data ?? [] };
   const me = await probe('/portal/v1/me');
   if (me) return { role: 'tenant', me };

@@ -3,7 +3,7 @@
 import { Api, whoIs } from './api.js';
 import { Deliveries } from './deliveries.js';
 import { fill, h, tabs } from './dom.js';
-import { shortId } from './format.js';
+import { ago, shortId } from './format.js';
 import { LiveFeed } from './live.js';
 import { operatorView } from './operator.js';
 import { portalView } from './portal.js';
@@ -13,6 +13,8 @@ import { Subscriptions } from './subscriptions.js';
 // sessionStorage: the token lives as long as this tab, is not shared with other tabs,
 // and is never written to disk as a cookie or localStorage would be.
 const KEY = 'herald.dashboard.token';
+/** Set when the token came from a portal link. */
+const VIA = 'herald.dashboard.portal-link';
 const root = document.getElementById('app');
 const toasts = h('div', { class: 'toasts', 'aria-live': 'polite' });
 document.body.append(toasts);
@@ -27,6 +29,7 @@ function takePortalToken() {
   let token = m[1];
   try { token = decodeURIComponent(token); } catch { /* used as it is */ }
   sessionStorage.setItem(KEY, token);
+  sessionStorage.setItem(VIA, '1');
   history.replaceState(null, '', location.pathname + location.search);
   return true;
 }
@@ -49,6 +52,7 @@ function end() {
 function logout(message) {
   end();
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(VIA);
   showLogin(message);
 }
 
@@ -64,6 +68,7 @@ function showLogin(message) {
         const v = token.value.trim();
         if (!v) return;
         sessionStorage.setItem(KEY, v);
+        sessionStorage.removeItem(VIA);
         token.value = '';
         boot();
       },
@@ -88,13 +93,14 @@ async function boot() {
   const gen = generation;
   let info;
   try {
-    info = await whoIs(token);
+    info = await whoIs(token, sessionStorage.getItem(VIA) === '1');
   } catch (err) {
     return showLogin(err.message);
   }
   if (gen !== generation) return;
   if (!info) {
     sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(VIA);
     return showLogin('Herald does not accept that token (or the portal link has ended).');
   }
   await mount(token, info);
@@ -165,6 +171,12 @@ async function mount(token, info) {
     onUnauthorized: () => logout('Your session has ended: Herald no longer accepts this token. Log in again.'),
   });
 }
+
+// "12 s ago" would go stale: every shown time is said again now and then.
+setInterval(() => {
+  const now = Date.now();
+  for (const t of document.querySelectorAll('time[datetime]')) t.textContent = ago(t.dateTime, now);
+}, 15_000);
 
 window.addEventListener('hashchange', () => { if (takePortalToken()) boot(); });
 takePortalToken();

@@ -8,6 +8,13 @@ export function when(iso) {
   return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
+/** The time of day, to the second (for the live feed, where everything is recent). */
+export function clock(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
 /** "12 s ago", "3 min ago", "in 5 s". */
 export function ago(iso, now = Date.now()) {
   if (!iso) return '—';

@@ -1,6 +1,6 @@
 // Attempts as Herald makes them, newest first, from the live stream.
 import { h } from './dom.js';
-import { answer, badge, duration, idCode, when } from './format.js';
+import { answer, badge, clock, duration, idCode, when } from './format.js';
 
 const KEEP = 200;
 
@@ -23,7 +23,7 @@ export class LiveFeed {
     const c = this.ctx;
     this.empty.hidden = true;
     const tr = h('tr', { class: 'flash', 'data-delivery': a.delivery_id ?? '' },
-      h('td', null, when(a.started_at)),
+      h('td', { title: when(a.started_at) }, clock(a.started_at)),
       h('td', null, answer(a.status_code, a.error_kind)),
       h('td', { class: 'num' }, duration(a.duration_ms)),
       h('td', null, a.event_type ? h('code', null, a.event_type) : '—'),

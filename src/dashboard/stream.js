@@ -15,26 +15,36 @@ export class SseParser {
   constructor(onMessage) {
     this.onMessage = onMessage;
     this.buffer = '';
+    this.event = '';
+    this.data = [];
   }
 
   push(text) {
     this.buffer += text;
-    const blocks = this.buffer.split(/\r\n\r\n|\n\n|\r\r/);
-    this.buffer = blocks.pop() ?? '';
-    for (const block of blocks) {
-      let event = 'message';
-      const data = [];
-      for (const line of block.split(/\r\n|\n|\r/)) {
-        if (line === '' || line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let value = colon < 0 ? '' : line.slice(colon + 1);
-        if (value.startsWith(' ')) value = value.slice(1);
-        if (field === 'event') event = value;
-        else if (field === 'data') data.push(value);
-      }
-      if (data.length) this.onMessage(event, data.join('\n'));
+    // A line ends at CRLF, LF or CR; a CR last in the buffer may be half of a CRLF.
+    const re = /\r\n|\n|\r(?!$)/g;
+    let from = 0;
+    for (let m = re.exec(this.buffer); m; m = re.exec(this.buffer)) {
+      this.line(this.buffer.slice(from, m.index));
+      from = m.index + m[0].length;
     }
+    this.buffer = this.buffer.slice(from);
+  }
+
+  line(line) {
+    if (line === '') {
+      if (this.data.length) this.onMessage(this.event || 'message', this.data.join('\n'));
+      this.event = '';
+      this.data = [];
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') this.event = value;
+    else if (field === 'data') this.data.push(value);
   }
 }
 
