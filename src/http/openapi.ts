@@ -62,6 +62,8 @@ export const DOCUMENTS: DocumentSpec[] = [
 
 const SECURITY_SCHEMES: Record<string, Record<string, unknown>> = {
   adminToken: { type: 'http', scheme: 'bearer', description: 'The operator\'s token, HERALD_ADMIN_TOKEN' },
+  // For /metrics: `security: [{}, { metricsToken: [] }]` says open unless HERALD_METRICS_TOKEN is set.
+  metricsToken: { type: 'http', scheme: 'bearer', description: 'HERALD_METRICS_TOKEN, when it is set' },
   tenantToken: { type: 'http', scheme: 'bearer', description: 'A tenant\'s api_token (from POST /admin/v1/tenants), or on /portal/v1 a portal link token' },
   paycorOAuth: {
     type: 'oauth2',
