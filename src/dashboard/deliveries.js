@@ -1,7 +1,7 @@
 // The deliveries list with its filters and pages, and one delivery with its attempts.
 // The operator's view and a tenant's portal share it; `base` says which API it calls.
 import { fill, h, input, select, throttle } from './dom.js';
-import { answer, badge, duration, idCode, time, when } from './format.js';
+import { answer, badge, duration, idCode, time, when, whenShort } from './format.js';
 
 const STATUSES = ['pending', 'held', 'succeeded', 'failed', 'cancelled'];
 const RANGES = [['', 'Any time'], ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['custom', 'Between…']];
@@ -300,7 +300,7 @@ export class Deliveries {
         a.status_code != null && a.error_kind && a.error_kind !== 'http_status' ? h('span', { class: 'code code-bad' }, a.error_kind) : null,
         h('span', { class: 'muted' }, duration(a.duration_ms)),
         h('span', { class: 'spacer' }),
-        h('span', { class: 'muted', title: a.started_at ?? '' }, when(a.started_at))),
+        h('span', { class: 'muted', title: when(a.started_at) }, whenShort(a.started_at))),
       a.error ? h('p', { class: 'error-text' }, a.error_kind ? `${a.error_kind}: ` : '', a.error) : null,
       h('div', { class: 'attempt-body' },
         h('h4', null, 'Response (first 1 KB)'),
@@ -338,9 +338,20 @@ export class Deliveries {
   }
 }
 
-/** A URL without its scheme, to save room in the table (the whole URL is its tooltip). */
-function bare(url) {
-  return String(url).replace(/^https?:\/\//, '');
+/**
+ * A URL short enough for the table (the whole URL is its tooltip): no scheme, and when
+ * still long, the host and the last parts of the path, which are what tell endpoints apart.
+ */
+function bare(url, max = 25) {
+  const s = String(url).replace(/^https?:\/\//, '');
+  if (s.length <= max) return s;
+  const slash = s.indexOf('/');
+  if (slash < 0) return `${s.slice(0, max - 1)}…`;
+  const host = s.slice(0, slash);
+  const parts = s.slice(slash + 1).split('/');
+  let tail = '';
+  while (parts.length && host.length + tail.length + parts.at(-1).length + 3 <= max) tail = `/${parts.pop()}${tail}`;
+  return tail ? `${host}/…${tail}` : `${s.slice(0, max - 1)}…`;
 }
 
 /** Request headers as [name, value] pairs, whichever shape they come in. */

@@ -8,6 +8,15 @@ export function when(iso) {
   return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
+/** The time of day when it is today, the date and time otherwise: for tight spaces. */
+export function whenShort(iso, now = new Date()) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  if (d.toDateString() === now.toDateString()) return clock(iso);
+  return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
 /** The time of day, to the second (for the live feed, where everything is recent). */
 export function clock(iso) {
   if (!iso) return '—';
