@@ -92,6 +92,7 @@ export function queryUuid(q: Obj, key: string): string | undefined {
 /** The filters of a deliveries list, validated; `tenant_id` only where `withTenant`. */
 export function parseDeliveryQuery(raw: unknown, withTenant: boolean): DeliveryQuery {
   const q = (raw ?? {}) as Obj;
+  if (!withTenant && q.tenant_id !== undefined) throw new ValidationError('tenant_id', 'is not accepted here: the portal lists its own tenant\'s deliveries only');
   const status = queryString(q, 'status');
   if (status !== undefined && !DELIVERY_STATES.includes(status as DeliveryState)) throw new ValidationError('status', `must be one of ${DELIVERY_STATES.join(', ')}`);
   const type = queryString(q, 'event_type');

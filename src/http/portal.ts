@@ -3,7 +3,7 @@
 // with a portal link the operator minted; anything of another tenant is a 404, exactly as
 // something that does not exist.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AuthError, ConflictError, NotFoundError } from '../domain/errors.ts';
+import { AuthError, ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { isUuid, type DeliveryId, type SubscriptionId } from '../domain/ids.ts';
 import type { Tenant } from '../domain/model.ts';
 import { NOTICES } from '../domain/notices.ts';
@@ -144,6 +144,7 @@ export function portalRoutes(s: Services, o: { stream: AttemptStream; links: Por
       const b = req.body === undefined || req.body === null ? {} : objectBody(req.body);
       onlyKeys(b, ['subscription_id']);
       const sid = optString(b, 'subscription_id', { min: 1, max: 200 });
+      if (sid !== undefined && !isUuid(sid)) throw new ValidationError('subscription_id', 'must be a UUID');
       if (sid !== undefined) await ownSubscription(req, sid);
       const retried = await s.dashboard.retryFailed(tenantId(req), sid?.toLowerCase() as SubscriptionId | undefined);
       if (retried > 0) s.wake();
