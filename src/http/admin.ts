@@ -1,16 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuthError, ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../domain/errors.ts';
 import { NAME_RE, typeName } from '../domain/eventTypes.ts';
-import { isUuid, type DeliveryId, type EventId, type SubscriptionId, type TenantId } from '../domain/ids.ts';
+import { isUuid, type DeliveryId, type EventId, type TenantId } from '../domain/ids.ts';
 import type { NewEvent } from '../domain/model.ts';
-import { DELIVERY_STATES, type DeliveryState } from '../domain/states.ts';
 import { hashToken, randomToken, safeEqual } from '../secrets.ts';
 import { adminSchemas } from './adminSchemas.ts';
 import { getDelivery, getDeliverySchema, listDeliveries, listDeliveriesSchema } from './operator.ts';
 import { bearer, errorHandler, nativeError } from './errors.ts';
 import type { Services } from './services.ts';
-import { jsonDepth, objectBody, onlyKeys, optId, optObject, optString, queryInt, queryString, reqString, type Obj } from './validate.ts';
-import { attemptView, deliveryView, eventView, page, tenantView } from './views.ts';
+import { jsonDepth, objectBody, onlyKeys, optId, optObject, optString, reqString, type Obj } from './validate.ts';
+import { attemptView, deliveryView, eventView, tenantView } from './views.ts';
 
 const EVENT_KEYS = ['tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'idempotency_key'];
 const MAX_BATCH = 1000;
