@@ -117,12 +117,12 @@ async function mount(token, info) {
     openDelivery: (id) => { t.show('deliveries'); deliveries.open(id); },
     showDeliveries: (sub) => { t.show('deliveries'); deliveries.forSubscription(sub); },
   };
-  // The first page of deliveries is asked for at once, beside the lookups it is shown with.
+  // The first page of deliveries is shown as soon as it comes; the subscriptions (whose
+  // health takes longest to work out) and the catalog fill in the names when they arrive.
   const gen = generation;
   const first = Deliveries.firstPage(api, view.base);
   first.catch(() => {});
-  await view.prepare(ctx);
-  if (gen !== generation) return;
+  const prepared = view.prepare(ctx);
   const me = { stream: { close() {} } };
   session = me;
 
@@ -137,6 +137,7 @@ async function mount(token, info) {
     { id: 'live', label: 'Live', panel: h('section', { class: 'panel' }, live.el) },
   ];
   const t = tabs(view.operator ? 'Operator views' : 'Portal views', items, (id) => {
+    items.find((x) => x.id === id)?.onShow?.();
     if (id === 'subscriptions') subscriptions.load();
     if (id === 'live') { unseen = 0; t.count('live', 0); }
   });
@@ -155,7 +156,9 @@ async function mount(token, info) {
   for (const img of root.querySelectorAll('img.logo')) img.setAttribute('src', 'icon.svg');
   t.show('deliveries');
   await deliveries.load(first);
+  await prepared;
   if (gen !== generation) return;
+  deliveries.lookupsChanged();
 
   const labels = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', closed: 'Offline' };
   me.stream = openStream(view.stream, token, {

@@ -185,6 +185,15 @@ export class Deliveries {
     }
   }
 
+  /** The subscriptions and event types arrived: the choices and the names are filled in. */
+  lookupsChanged() {
+    this.fillSubscriptions();
+    this.fillTypes();
+    if (this.table.dataset.loaded) this.render();
+    if (this.openId) this.refreshDetail();
+    performance.mark('herald:deliveries-complete');
+  }
+
   row(d) {
     const c = this.ctx;
     const status = h('td', null, badge(d.status));

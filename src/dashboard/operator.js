@@ -10,6 +10,7 @@ export function operatorView(api, info) {
     title: 'Operator',
     subtitle: null,
 
+    /** Tenants are known at once (the login asked for them); the rest comes after the first page. */
     async prepare(ctx) {
       for (const t of info.tenants) ctx.tenants.set(t.id, t);
       const [types, subs] = await Promise.all([
@@ -24,7 +25,7 @@ export function operatorView(api, info) {
     tabs(ctx) {
       return [
         { id: 'tenants', label: 'Tenants', panel: tenantsPanel(ctx) },
-        { id: 'event-types', label: 'Event types', panel: eventTypesPanel(ctx) },
+        { id: 'event-types', label: 'Event types', ...eventTypesPanel(ctx) },
       ];
     },
   };
@@ -79,10 +80,13 @@ function tenantsPanel(ctx) {
   return el;
 }
 
+/** The catalog, filled in when the tab is shown (it arrives after the deliveries). */
 function eventTypesPanel(ctx) {
-  return h('div', null,
+  const tbody = h('tbody');
+  const panel = h('div', null,
     h('div', { class: 'toolbar' }, h('h2', null, 'Event types')),
     h('div', { class: 'table-wrap' }, h('table', { class: 'grid', 'aria-label': 'Event types' },
-      h('thead', null, h('tr', null, ['Type', 'Description'].map((x) => h('th', { scope: 'col' }, x)))),
-      h('tbody', null, (ctx.catalog ?? []).map((t) => h('tr', null, h('td', null, h('code', null, t.type)), h('td', null, t.description || '—')))))));
+      h('thead', null, h('tr', null, ['Type', 'Description'].map((x) => h('th', { scope: 'col' }, x)))), tbody)));
+  const onShow = () => fill(tbody, (ctx.catalog ?? []).map((t) => h('tr', null, h('td', null, h('code', null, t.type)), h('td', null, t.description || '—'))));
+  return { panel, onShow };
 }
