@@ -114,6 +114,30 @@ describe('dashboard in Chromium', { skip }, () => {
     await page.context().close();
   });
 
+  test('the stream reconnects after a failure, with backoff, and stops for good on a 401', async () => {
+    const { page, errors } = await openPage();
+    await page.goto(`${h.url}/dashboard/`);
+    const got = await page.evaluate(async (admin) => {
+      const { openStream } = await import('/dashboard/stream.js' as string);
+      // A path that answers 404: each try fails, and the next comes after the backoff.
+      const states: string[] = [];
+      const tries: number[] = [];
+      const s = openStream('/dashboard/no-such-stream', admin, { onAttempt() {}, onState: (x: string) => { states.push(x); if (x !== 'closed') tries.push(performance.now()); } });
+      await new Promise((ok) => setTimeout(ok, 1400));
+      s.close();
+      let unauthorized = false;
+      const end: string[] = [];
+      await new Promise<void>((ok) => openStream('/admin/v1/stream', 'not-a-token', { onAttempt() {}, onState: (x: string) => end.push(x), onUnauthorized: () => { unauthorized = true; ok(); } }));
+      return { states, gap: tries[2]! - tries[1]!, unauthorized, end };
+    }, ADMIN);
+    assert.deepEqual(got.states.slice(0, 3), ['connecting', 'reconnecting', 'reconnecting']);
+    assert.ok(got.gap >= 700, `waited ${got.gap} ms before trying again`);
+    assert.equal(got.unauthorized, true);
+    assert.deepEqual(got.end, ['connecting', 'closed']);
+    assert.deepEqual(errors.filter((e) => !/status of 401/.test(e)), [], 'nothing but the 401 asked for');
+    await page.context().close();
+  });
+
   test('operator: a published delivery, its attempts, a retry seen live, pause and resume; then a portal shows one tenant only', async () => {
     const rxA = await new Receiver((_r, n) => (n === 1 ? { status: 500, body: HOSTILE_BODY } : { status: 200, body: 'thanks' })).start();
     const rxB = await new Receiver(() => ({ status: 200, body: 'b ok' })).start();
@@ -186,6 +210,39 @@ describe('dashboard in Chromium', { skip }, () => {
     await subs.getByRole('button', { name: `Resume ${subA.body.url}` }).click();
     await subs.getByRole('button', { name: `Pause ${subA.body.url}` }).waitFor();
     assert.equal((await h.call('GET', `/api/v1/endpoints/${subA.body.id}`, a.credentials.api_token)).body.paused, false);
+
+    // Filters and pages: 55 more deliveries of B's make a second page.
+    const more = Array.from({ length: 55 }, (_, i) => ({ tenant_id: b.id, entity: 'Employee', event: 'Update', entity_id: `m${i}` }));
+    assert.equal((await h.admin('POST', '/admin/v1/events/batch', { events: more })).status, 202);
+    await page.getByRole('tab', { name: 'Deliveries' }).click();
+    const shown = page.getByRole('tabpanel');
+    const rows = deliveries.locator('tbody tr');
+    const settled = () => page.waitForFunction(() => !document.querySelector('table[aria-label="Deliveries"][aria-busy]'));
+    await shown.getByRole('button', { name: 'Refresh' }).click();
+    await eventually(async () => (await rows.count()) === 50, 5000, 'a full first page');
+    await shown.getByRole('button', { name: 'Older →' }).click();
+    await eventually(async () => (await rows.count()) === 7, 5000, 'the second page: 57 deliveries in all');
+    assert.equal(await shown.getByRole('button', { name: 'Older →' }).isDisabled(), true, 'no third page');
+    await shown.getByRole('button', { name: '← Newer' }).click();
+    await eventually(async () => (await rows.count()) === 50, 5000, 'back to the first page');
+    await shown.getByLabel('Tenant', { exact: true }).selectOption(a.id);
+    await eventually(async () => (await rows.count()) === 1, 5000, "tenant A's one delivery");
+    assert.equal(await rows.first().getAttribute('data-id'), dA.id);
+    await shown.getByLabel('Tenant', { exact: true }).selectOption('');
+    await shown.getByLabel('Event type', { exact: true }).fill('Employee.Add');
+    await shown.getByLabel('Event type', { exact: true }).press('Enter');
+    await eventually(async () => (await rows.count()) === 1, 5000, 'the one Employee.Add');
+    await shown.getByLabel('Event type', { exact: true }).fill('');
+    await shown.getByLabel('Status', { exact: true }).selectOption('succeeded');
+    await settled();
+    await eventually(async () => (await rows.count()) >= 2, 5000, 'succeeded ones');
+    for (const text of await rows.allInnerTexts()) assert.match(text, /succeeded/);
+    await shown.getByLabel('Time range', { exact: true }).selectOption('custom');
+    await shown.getByLabel('From', { exact: true }).fill('2020-01-01T00:00:00');
+    await shown.getByLabel('To', { exact: true }).fill('2020-01-02T00:00:00');
+    await shown.getByText('No deliveries match.').waitFor();
+    await shown.getByRole('button', { name: 'Clear' }).click();
+    await eventually(async () => (await rows.count()) === 50, 5000, 'every delivery again');
     assert.equal(await page.evaluate(() => (window as any).__pwned ?? null), null, 'no hostile markup ran');
     assert.deepEqual(errors, []);
 

@@ -114,21 +114,30 @@ export class Deliveries {
   }
 
   apply() {
+    // Enter in a text field is both its change and the form's submit: one request, not two.
+    const key = JSON.stringify(Object.values(this.f).map((i) => i.value));
+    if (key === this.lastKey && Date.now() - this.lastAt < 500) return undefined;
+    this.lastKey = key;
+    this.lastAt = Date.now();
     this.cursors = [undefined];
     return this.load();
   }
 
-  clear() {
+  reset() {
     for (const k of ['tenant', 'subscription', 'status', 'range']) if (this.f[k]) this.f[k].value = '';
     this.f.type.value = this.f.since.value = this.f.until.value = '';
     this.custom.hidden = true;
+  }
+
+  clear() {
+    this.reset();
     this.fillSubscriptions();
     return this.apply();
   }
 
   /** Shows the subscription's deliveries (from the subscriptions table). */
   forSubscription(sub) {
-    this.clear();
+    this.reset();
     if (this.f.tenant) this.f.tenant.value = sub.tenant_id;
     this.fillSubscriptions();
     this.f.subscription.value = sub.id;
@@ -151,19 +160,22 @@ export class Deliveries {
   }
 
   async take(request) {
+    // Answers can come back out of order: only the latest request's is shown.
+    const seq = this.seq = (this.seq ?? 0) + 1;
     this.table.setAttribute('aria-busy', 'true');
     try {
       const res = await request;
+      if (seq !== this.seq) return;
       this.error.hidden = true;
       this.items = res?.data ?? [];
       this.next = res?.next_cursor ?? null;
       this.render();
     } catch (err) {
-      if (err.status === 401) return;
-      this.error.textContent = err.field ? `${err.field}: ${err.message}` : err.message;
+      if (err.status === 401 || seq !== this.seq) return;
+      this.error.textContent = err.message;
       this.error.hidden = false;
     } finally {
-      this.table.removeAttribute('aria-busy');
+      if (seq === this.seq) this.table.removeAttribute('aria-busy');
     }
   }
 

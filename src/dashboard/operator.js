@@ -39,7 +39,7 @@ function tenantsPanel(ctx) {
     h('td', { class: 'num' }, String(t.number ?? '')),
     h('td', null, idCode(t.id)),
     h('td', null, time(t.created_at)),
-    h('td', { class: 'actions' },
+    h('td', null,
       h('button', { type: 'button', class: 'secondary', 'aria-label': `Portal link for ${t.name}`, on: { click: (e) => mint(t, e.currentTarget) } }, 'Portal link')))));
   const mint = async (t, button) => {
     button.disabled = true;

@@ -58,10 +58,11 @@ export function openStream(path, token, { onAttempt, onState = () => {}, onOpen 
   const stop = new AbortController();
   let delay = FIRST_RETRY_MS;
   let connections = 0;
+  let tries = 0;
 
   const run = async () => {
     while (!stop.signal.aborted) {
-      onState(connections === 0 ? 'connecting' : 'reconnecting');
+      onState(tries++ === 0 ? 'connecting' : 'reconnecting');
       const openedAt = Date.now();
       try {
         const res = await fetch(path, {

@@ -38,6 +38,8 @@ export class Subscriptions {
 
   async load(more = false) {
     const c = this.ctx;
+    // Only the latest request's answer is shown (a tab shown and a live reload may overlap).
+    const seq = this.seq = (this.seq ?? 0) + 1;
     try {
       let items;
       if (c.operator) {
@@ -48,6 +50,7 @@ export class Subscriptions {
         items = (await c.api.get(`${c.base}/subscriptions`))?.data ?? [];
         this.next = null;
       }
+      if (seq !== this.seq) return;
       this.error.hidden = true;
       if (!more) { this.rows.clear(); this.tbody.replaceChildren(); }
       for (const s of items) {
@@ -85,7 +88,7 @@ export class Subscriptions {
       h('td', { class: 'num' }, h('span', { class: rate == null ? 'muted' : rate >= 0.99 ? 'rate-ok' : rate >= 0.9 ? 'rate-warn' : 'rate-bad' }, percent(rate)),
         hl.attempts_1h ? h('span', { class: 'muted small' }, ` of ${hl.attempts_1h}`) : null),
       h('td', null, hl.last_attempt_at ? [answer(hl.last_status_code, hl.last_error_kind), ' ', time(hl.last_attempt_at)] : h('span', { class: 'muted' }, 'never')),
-      h('td', { class: 'actions' }, actions));
+      h('td', null, h('div', { class: 'actions' }, actions)));
     const old = this.rows.get(s.id);
     this.rows.set(s.id, tr);
     if (old) old.replaceWith(tr);
