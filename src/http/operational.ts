@@ -41,7 +41,8 @@ const metricsSchema = route('native', {
   description: 'The Prometheus text exposition format. When HERALD_METRICS_TOKEN is set, it requires `Authorization: Bearer <that token>` '
     + '(not the admin token), and answers 401 without it; when unset, it is open. Not served when HERALD_METRICS is off.',
   tags: TAGS,
-  security: [],
+  // Open unless HERALD_METRICS_TOKEN is set; then that token, not the admin's.
+  security: [{}, { metricsToken: [] }],
   // Only the 200 is text; a refusal is Herald's JSON error.
   response: { 200: { description: 'Every herald_* metric', content: { [METRICS_MEDIA_TYPE]: { schema: str({ description: 'the Prometheus text exposition format 0.0.4' }) } } } },
 });
