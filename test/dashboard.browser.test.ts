@@ -22,6 +22,7 @@ if (skip) console.log(`NOTE: ${skip}`);
 const HOSTILE_BODY = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> upstream exploded';
 const HOSTILE_NAME = 'Acme <b onmouseover="window.__pwned=3">Payroll</b>';
 const HOSTILE_DESCRIPTION = '<img src=x onerror="window.__pwned=4">';
+const HOSTILE_QUERY = '?q="><img src=x onerror=window.__pwned=5>';
 
 describe('dashboard files', () => {
   let h: TestHerald;
@@ -144,7 +145,7 @@ describe('dashboard in Chromium', { skip }, () => {
     receivers.push(rxA, rxB);
     const a = await h.tenant(HOSTILE_NAME);
     const b = await h.tenant('Bluth Company');
-    const subA = await h.call('POST', '/api/v1/endpoints', a.credentials.api_token, { url: `${rxA.url}/hooks/a`, description: HOSTILE_DESCRIPTION });
+    const subA = await h.call('POST', '/api/v1/endpoints', a.credentials.api_token, { url: `${rxA.url}/hooks/a${HOSTILE_QUERY}`, description: HOSTILE_DESCRIPTION });
     assert.equal(subA.status, 201, JSON.stringify(subA.body));
     const urlB = `${rxB.url}/b-private-hook`;
     const subB = await h.call('POST', '/api/v1/endpoints', b.credentials.api_token, { url: urlB });
