@@ -67,8 +67,14 @@ export class PostgresDb implements Db {
     return values;
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
-    await this.relaxedPool?.end();
+  private closing: Promise<void> | null = null;
+
+  /** Idempotent: a pool refuses a second end(), and a failed readiness probe may close first. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.pool.end();
+      await this.relaxedPool?.end();
+    })();
+    return this.closing;
   }
 }
