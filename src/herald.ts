@@ -4,8 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
 import { envelopes } from './dialects/index.ts';
 import { DEFAULT_CATALOG } from './domain/eventTypes.ts';
+import type { EventId, SubscriptionId } from './domain/ids.ts';
 import { AddressGuard } from './dispatch/addressGuard.ts';
 import { Dispatcher } from './dispatch/dispatcher.ts';
+import { ListenHub, ListenPoster } from './dispatch/listenHub.ts';
 import type { Poster } from './dispatch/sender.ts';
 import { ThreadedSender } from './dispatch/senderThread.ts';
 import { buildApp } from './http/app.ts';
@@ -34,6 +36,7 @@ export class Herald {
   private sender!: Poster;
   /** Null when HERALD_METRICS is off. */
   metrics: HeraldMetrics | null = null;
+  listenHub!: ListenHub;
   url = '';
 
   constructor(config: Config, log?: Logger) {
@@ -74,6 +77,10 @@ export class Herald {
     } else {
       this.sender = new (await import('./dispatch/sender.ts')).Sender(guard, c.requestTimeoutMs, c.maxInFlight);
     }
+    // `herald listen` sessions are reached through this process's streams, not over HTTP.
+    this.listenHub = new ListenHub(c.requestTimeoutMs, async (subscriptionId, eventId) =>
+      (await this.store.listDeliveries({ subscriptionId: subscriptionId as SubscriptionId, eventId: eventId as EventId, limit: 1 }))[0]?.id ?? null);
+    this.sender = new ListenPoster(this.sender, this.listenHub);
     this.dispatcher = new Dispatcher({
       store: this.store, sender: this.sender, box, envelopes: envelopes(c), log: this.log,
       retry: { scheduleSeconds: c.retrySchedule, jitter: c.retryJitter, maxRetryAfterSeconds: c.maxRetryAfterSeconds },
@@ -86,7 +93,7 @@ export class Herald {
     if (c.dispatch) await this.store.listen(this.dispatcher.wake);
     this.app = buildApp({ config: c, store: this.store, box, guard, wake: this.dispatcher.wake, sender: this.sender, userAgent: `Herald/${VERSION}`,
       dashboard: new DashboardStore(this.store),
-      operational: { metrics: this.metrics, readiness: () => readiness(this.store.db, (err) => this.log.warn({ err }, '/readyz: the store is not ready')) } }, this.log);
+      operational: { metrics: this.metrics, readiness: () => readiness(this.store.db, (err) => this.log.warn({ err }, '/readyz: the store is not ready')) }, listen: this.listenHub }, this.log);
     if (c.dispatch) this.dispatcher.start();
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');

@@ -4,6 +4,7 @@ import { nativeRoutes } from '../dialects/native/routes.ts';
 import { gustoError, gustoRoutes } from '../dialects/gusto/routes.ts';
 import { paycorError, paycorRoutes } from '../dialects/paycor/routes.ts';
 import { adminRoutes } from './admin.ts';
+import { listenRoutes } from './listen.ts';
 import { operationalRoutes } from './operational.ts';
 import { dashboardApi } from './dashboardApi.ts';
 import { dashboardRoutes } from './dashboard.ts';
@@ -50,6 +51,7 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
   app.register(adminRoutes(s), { prefix: '/admin/v1' });
   app.register(dashboardApi(s));
   app.register(nativeRoutes(s), { prefix: '/api/v1' });
+  app.register(listenRoutes(s), { prefix: '/api/v1' });
   app.register(paycorRoutes(s));
   app.register(gustoRoutes(s));
   app.register(dashboardRoutes());

@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts';
 import type { AddressGuard } from '../dispatch/addressGuard.ts';
+import type { ListenHub } from '../dispatch/listenHub.ts';
 import type { Poster } from '../dispatch/sender.ts';
 import type { Operational } from './operational.ts';
 import type { SecretBox } from '../secrets.ts';
@@ -21,4 +22,6 @@ export interface Services {
   operational?: Operational;
   /** The dashboard's and portal's store verbs (lists with filters, health, bulk retry, test events, the live stream). */
   dashboard: DashboardStore;
+  /** This process's `herald listen` streams; without it the listen routes answer 409. */
+  listen?: ListenHub;
 }
