@@ -1,67 +1,55 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { loadConfig } from './config.ts';
-import { Herald, makeLogger } from './herald.ts';
-import { openStore, storeOptions } from './store/open.ts';
+import { Command, CommanderError } from 'commander';
+import { CliError } from './cli/common.ts';
+import { registerDeliveries } from './cli/deliveries.ts';
+import { registerListen } from './cli/listen.ts';
+import { registerSend } from './cli/send.ts';
+import { registerServer } from './cli/server.ts';
+import { registerTenants } from './cli/tenants.ts';
+import { registerVerify } from './cli/verify.ts';
 
-const USAGE = `usage: herald <command>
+const VERSION = '0.1.0';
 
-  serve     run Herald: HTTP API and delivery (the default)
-  migrate   apply database migrations and exit
+async function main(argv: string[]): Promise<number> {
+  let serving = false;
+  const program = new Command('herald')
+    .description('Herald: a self-hosted webhook notification service, and the client for one')
+    .version(VERSION)
+    // Usage mistakes exit 2 and are reported by commander itself; the rest is ours below.
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText('after', '\nWith no command, `herald` runs `herald serve`. Each command has --help.');
+  let json = false;
+  program.hook('preAction', (_program, action) => { json = action.opts().json === true; });
+  // Set before the commands are added, so each of them inherits it.
+  registerServer(program, () => { serving = true; });
+  registerTenants(program);
+  registerSend(program);
+  registerDeliveries(program);
+  registerListen(program);
+  registerVerify(program);
 
-Settings come from the environment (see the README).`;
-
-async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({ allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const command = positionals[0] ?? 'serve';
-  let config;
+  // `npm start` runs `herald serve`; a bare `herald` does the same.
+  const args = argv.slice(2).length === 0 ? ['serve'] : argv.slice(2);
   try {
-    config = loadConfig();
+    await program.parseAsync(args, { from: 'user' });
   } catch (err) {
-    console.error(`herald: ${(err as Error).message}`);
-    return 2;
-  }
-  if (command === 'migrate') {
-    const store = await openStore(storeOptions(config));
-    try {
-      const applied = await store.migrate();
-      console.log(applied.length ? `applied migrations ${applied.join(', ')}` : 'the schema is up to date');
-    } finally {
-      await store.close();
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // Help shown because a command group was given no command is a usage mistake too.
+      return err.code === 'commander.help' && err.exitCode === 0 ? 0 : 2;
     }
-    return 0;
+    if (err instanceof CliError) {
+      process.stderr.write(json && err.detail !== undefined ? JSON.stringify(err.detail) + '\n' : `herald: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
   }
-  if (command !== 'serve') {
-    console.error(USAGE);
-    return 2;
-  }
-  const log = makeLogger(config.logLevel);
-  if (config.adminTokenGenerated) {
-    // Shown once, on the start that generated it; it is kept in the data dir.
-    process.stdout.write(`\nHerald generated an admin token (kept in ${config.dataDir}/admin-token):\n\n  ${config.adminToken}\n\n`);
-  }
-  const herald = new Herald(config, log);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: no new claims, letting in-flight deliveries finish');
-    herald.stop().then(() => process.exit(0), (err) => {
-      log.error({ err }, 'stopping failed');
-      process.exit(1);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  await herald.start();
-  return -1;
+  // A command may have set the exit code it wants (verify: 1 for a signature that does not hold).
+  return serving ? -1 : Number(process.exitCode ?? 0);
 }
 
-main().then((code) => {
+main(process.argv).then((code) => {
   if (code >= 0) process.exit(code);
 }, (err) => {
   console.error('herald:', err instanceof Error ? err.message : err);
