@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { ADMIN, startHerald, type TestHerald } from './helpers/herald.ts';
+import { loadConfig } from '../src/config.ts';
+import { Herald } from '../src/herald.ts';
+import { ADMIN, startHerald, testEnv, type TestHerald } from './helpers/herald.ts';
 import { pgEnabled } from './helpers/pg.ts';
 import { eventually, Receiver } from './helpers/receiver.ts';
 
@@ -158,6 +160,9 @@ describe('herald CLI on sqlite', () => {
     const listJson = JSON.parse((await herald(['deliveries', 'list', '--tenant', t.id, '--status', 'succeeded', '--limit', '2', '--json'], env)).stdout);
     assert.equal(listJson.data.length, 2);
     assert.ok(listJson.next_cursor, 'a page of 2 out of 3 has a next page');
+    const adds = JSON.parse((await herald(['deliveries', 'list', '--tenant', t.id, '--type', 'Employee.Add', '--json'], env)).stdout);
+    assert.deepEqual(adds.data.map((x: any) => x.event_id), [m[1]]);
+    assert.match(list.stdout, new RegExp(`\\sEmployee\\.Add\\s+${m[1]}\\s`));
     const d = listJson.data.find((x: any) => x.event_id === fromStdin.id) ?? listJson.data[0];
     assert.match(list.stdout, new RegExp(`^${d.id}\\s+succeeded\\s+1\\s+200\\s`, 'm'));
 
@@ -219,6 +224,9 @@ describe('herald CLI on sqlite', () => {
     const missing = await herald(['deliveries', 'retry', '01a20000-0000-7000-8000-000000000000'], env);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /404: delivery not found/);
+    const listen = await herald(['listen', '--token', 'hat_wrong', '--forward-to', 'http://127.0.0.1:9/hook'], env);
+    assert.equal(listen.code, 1);
+    assert.match(listen.stderr, /GET \/api\/v1\/listen was refused with 401: the api_token is not valid/);
     const down = await herald(['tenants', 'list'], { ...env, HERALD_URL: 'http://127.0.0.1:1' });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach Herald at http:\/\/127\.0\.0\.1:1/);
@@ -254,6 +262,68 @@ describe('herald CLI on sqlite', () => {
     assert.equal(nobody.status, 404);
     // Refused requests made no subscription.
     assert.deepEqual((await h.call('GET', '/api/v1/endpoints', tok)).body.data, []);
+  });
+
+  test('herald listen --json prints one JSON line for the start and one per delivery', async () => {
+    const t = await h.tenant('ListenJson');
+    const rx = await new Receiver(() => ({ status: 202, body: 'queued' })).start();
+    receivers.push(rx);
+    const l = new Listener(['--forward-to', rx.url, '--json', '--session', 'json'], { ...env, HERALD_TOKEN: t.credentials.api_token });
+    try {
+      await eventually(() => l.lines().length >= 1, 10_000, `the ready line (${l.err})`);
+      const ready = JSON.parse(l.lines()[0]!);
+      assert.equal(ready.type, 'ready');
+      assert.equal(ready.session, 'json');
+      assert.match(ready.secret, /^whsec_/);
+      assert.equal(ready.tenant.id, t.id);
+      const ev = await h.publish({ tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: '1' });
+      await eventually(() => l.lines().length >= 2, 10_000, 'the delivery line');
+      const line = JSON.parse(l.lines()[1]!);
+      assert.equal(line.type, 'delivery');
+      assert.equal(line.event_id, ev.id);
+      assert.equal(line.event_type, 'Employee.Add');
+      assert.equal(line.status_code, 202);
+      const d = (await h.admin('GET', `/admin/v1/deliveries?event_id=${ev.id}`)).body.data[0];
+      assert.equal(line.delivery_id, d.id);
+      verify(ready.secret, rx.received[0]!);
+    } finally {
+      await l.kill();
+    }
+  });
+
+  test('a Herald that stops ends its listen streams and pauses their sessions, so what comes before the next start is held', async () => {
+    const { env: henv, cleanup } = testEnv('sqlite');
+    const start = async () => {
+      const x = new Herald(loadConfig(henv));
+      await x.start();
+      return x;
+    };
+    const api = async (x: Herald, method: string, path: string, token: string, body?: unknown) => {
+      const res = await fetch(x.url + path, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      return res.json() as Promise<any>;
+    };
+    let a = await start();
+    const t = await api(a, 'POST', '/admin/v1/tenants', ADMIN, { name: 'Restart' });
+    const tok = t.credentials.api_token;
+    const l = new Listener(['--forward-to', 'http://127.0.0.1:9/hook', '--session', 'restart'], { HERALD_URL: a.url, HERALD_TOKEN: tok });
+    try {
+      await l.secret();
+      const sub = (await api(a, 'GET', '/api/v1/endpoints', tok)).data[0];
+      await eventually(async () => (await api(a, 'GET', `/api/v1/endpoints/${sub.id}`, tok)).paused === false, 5000, 'the session unpaused');
+      const t0 = Date.now();
+      await a.stop();
+      assert.ok(Date.now() - t0 < 5000, `stopping took ${Date.now() - t0} ms: an open stream must not hold it`);
+      await l.kill();
+      a = await start();
+      // The new process listens on another port, so nothing reconnected: the pause is the stopping process's.
+      assert.equal((await api(a, 'GET', `/api/v1/endpoints/${sub.id}`, tok)).paused, true);
+      const ev = await api(a, 'POST', '/admin/v1/events', ADMIN, { tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: '1' });
+      assert.equal((await api(a, 'GET', `/admin/v1/deliveries?event_id=${ev.id}`, ADMIN)).data[0].status, 'held');
+    } finally {
+      await l.kill();
+      await a.stop();
+      await cleanup();
+    }
   });
 
   listenSuite(() => h, () => env, receivers);
