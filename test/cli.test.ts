@@ -27,8 +27,10 @@ function herald(args: string[], env: Record<string, string> = {}, stdin?: string
     let stderr = '';
     p.stdout.on('data', (c) => { stdout += c; });
     p.stderr.on('data', (c) => { stderr += c; });
+    // A CLI that hangs fails its test rather than the whole run.
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
     p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
+    p.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
     p.stdin.end(stdin ?? '');
   });
 }
@@ -288,6 +290,31 @@ describe('herald CLI on sqlite', () => {
       verify(ready.secret, rx.received[0]!);
     } finally {
       await l.kill();
+    }
+  });
+
+  test('a second herald listen of the same session takes it over, and the first stops saying so', async () => {
+    const t = await h.tenant('TwoListeners');
+    const rx1 = await new Receiver().start();
+    const rx2 = await new Receiver().start();
+    receivers.push(rx1, rx2);
+    const lenv = { ...env, HERALD_TOKEN: t.credentials.api_token };
+    const first = new Listener(['--forward-to', rx1.url, '--session', 'shared'], lenv);
+    let second: Listener | null = null;
+    try {
+      await first.secret();
+      second = new Listener(['--forward-to', rx2.url, '--session', 'shared'], lenv);
+      await second.secret();
+      await eventually(() => first.proc.exitCode !== null, 5000, 'the first listen to stop');
+      assert.equal(first.proc.exitCode, 1);
+      assert.match(first.err, /another herald listen connected with session shared/);
+      const ev = await h.publish({ tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: '1' });
+      await rx2.waitFor(1);
+      assert.equal(rx2.received[0]!.headers['webhook-id'], ev.id);
+      assert.equal(rx1.received.length, 0);
+    } finally {
+      await first.kill();
+      await second?.kill();
     }
   });
 

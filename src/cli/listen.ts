@@ -253,6 +253,9 @@ async function listen(o: ListenOptions): Promise<void> {
             out(`Reconnected (session ${ready.session}).`);
           }
           connectedOnce = true;
+        } else if (ev.event === 'closed' && (JSON.parse(ev.data) as { reason?: string }).reason === 'replaced') {
+          // Taking the session back would only make the two connections take turns.
+          throw new CliError(`another herald listen connected with session ${o.session} and took it over; give each its own --session to run both`, 1);
         } else if (ev.event === 'delivery' && ready) {
           // The local receiver gets a little less time than Herald waits, so its own timeout is what is recorded.
           const timeoutMs = Math.max(100, Math.min(ready.timeout_ms - 250, Math.floor(ready.timeout_ms * 0.9)));

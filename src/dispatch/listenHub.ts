@@ -47,7 +47,8 @@ export interface ListenStream {
   /** The session's subscription. */
   readonly subscriptionId: string;
   push(req: ListenRequest): void;
-  close(): void;
+  /** Ends the stream; `replaced` tells the CLI that a newer connection of its session took over. */
+  close(reason: 'replaced' | 'stopping'): void;
 }
 
 interface Pending {
@@ -90,7 +91,7 @@ export class ListenHub {
     this.streams.set(url, stream);
     if (old && old !== stream) {
       this.failPending(old, 'the herald listen session was taken over by a newer connection');
-      old.close();
+      old.close('replaced');
     }
   }
 
@@ -112,7 +113,7 @@ export class ListenHub {
 
   /** Ends every stream (the process is stopping); each is detached as its connection closes. */
   closeAll(): void {
-    for (const s of [...this.streams.values()]) s.close();
+    for (const s of [...this.streams.values()]) s.close('stopping');
   }
 
   async post(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {

@@ -119,7 +119,10 @@ export function listenRoutes(s: Services) {
     const stream: ListenStream = {
       subscriptionId: sub.id,
       push: (r: ListenRequest) => write('delivery', r),
-      close: () => res.end(),
+      close: (reason) => {
+        write('closed', { reason });
+        res.end();
+      },
     };
     hub.attach(url, stream);
     const keepAlive = setInterval(() => { if (!res.destroyed) res.write(': keep-alive\n\n'); }, KEEP_ALIVE_MS);
@@ -168,7 +171,8 @@ export function listenRoutes(s: Services) {
         tags: ['listen'],
         description: 'Server-Sent Events. The first event, `ready`, carries the session\'s subscription id and its Standard Webhooks signing secret. '
           + 'Each `delivery` event is one attempt: `{ request_id, delivery_id, event_id, event_type, headers, body }`; post the local receiver\'s answer to '
-          + '`/listen/{session}/results` within `timeout_ms`. While no stream is connected the session\'s subscription is paused and its deliveries are held.',
+          + '`/listen/{session}/results` within `timeout_ms`. A `closed` event `{ reason }` ends the stream: `replaced` when a newer connection of the same session took over, `stopping` when Herald stops. '
+          + 'While no stream is connected the session\'s subscription is paused and its deliveries are held.',
         querystring: obj({
           session: SESSION_SCHEMA,
           events: str({ max: 20_000, description: 'event types to receive, comma-separated (`Employee.*,Payroll.paid`); none: every event' }),
