@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { ListenRequest } from '../dispatch/listenHub.ts';
 import { request as httpsRequest } from 'node:https';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, clientOptions, httpUrl, refusal, shortTime, tenantToken, type ClientOptions } from './common.ts';
@@ -19,14 +20,7 @@ interface ListenOptions extends ClientOptions {
 }
 
 /** One delivery as Herald pushes it down the stream. */
-interface Pushed {
-  request_id: string;
-  delivery_id: string | null;
-  event_id: string | null;
-  event_type: string | null;
-  headers: Record<string, string>;
-  body: string;
-}
+type Pushed = ListenRequest;
 
 interface Ready {
   session: string;

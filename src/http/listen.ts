@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AuthError, ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../domain/errors.ts';
+import { apiTokenAuth } from './apiTokenAuth.ts';
+import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../domain/errors.ts';
 import { unknownFilters } from '../domain/eventTypes.ts';
 import type { SubscriptionId } from '../domain/ids.ts';
 import type { Subscription, Tenant } from '../domain/model.ts';
 import type { ErrorKind } from '../domain/states.ts';
 import { listenUrl, SESSION_RE, type ListenHub, type ListenRequest, type ListenStream } from '../dispatch/listenHub.ts';
 import { newStandardSecret } from '../dialects/native/routes.ts';
-import { hashToken } from '../secrets.ts';
-import { bearer, errorHandler, nativeError } from './errors.ts';
+import { errorHandler, nativeError } from './errors.ts';
 import { int, noContent, nullable, obj, route, str } from './schemas.ts';
 import type { Services } from './services.ts';
 import { objectBody, onlyKeys, optString, queryString, type Obj } from './validate.ts';
@@ -151,13 +151,7 @@ export function listenRoutes(s: Services) {
 
   return async function (app: FastifyInstance): Promise<void> {
     app.setErrorHandler(errorHandler(nativeError));
-    app.addHook('onRequest', async (req) => {
-      const token = bearer(req);
-      if (!token) throw new AuthError('an Authorization: Bearer header with the api_token is required');
-      const t = await s.store.tenantByApiTokenHash(hashToken(token));
-      if (!t) throw new AuthError('the api_token is not valid');
-      tenants.set(req, t);
-    });
+    app.addHook('onRequest', apiTokenAuth(s, tenants));
     // Open streams would hold the server's close forever; their sessions are paused first.
     app.addHook('preClose', async () => {
       hub?.closeAll();

@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AuthError, NotFoundError, UnprocessableError, ValidationError } from '../../domain/errors.ts';
+import { apiTokenAuth } from '../../http/apiTokenAuth.ts';
+import { NotFoundError, UnprocessableError, ValidationError } from '../../domain/errors.ts';
 import { unknownFilters } from '../../domain/eventTypes.ts';
 import type { DeliveryId, SubscriptionId } from '../../domain/ids.ts';
 import type { Subscription, Tenant } from '../../domain/model.ts';
-import { bearer, errorHandler, nativeError } from '../../http/errors.ts';
+import { errorHandler, nativeError } from '../../http/errors.ts';
 import type { Services } from '../../http/services.ts';
 import { objectBody, onlyKeys, optBool, optString, optStringArray, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
 import { attemptView, deliveryView, page } from '../../http/views.ts';
-import { hashToken } from '../../secrets.ts';
 import { FILTER_RE, nativeSchemas } from './schemas.ts';
 import { newStandardSecret, rotateStandardSecret } from './rotate.ts';
 
@@ -62,13 +62,7 @@ export function nativeRoutes(s: Services) {
 
   return async function (app: FastifyInstance): Promise<void> {
     app.setErrorHandler(errorHandler(nativeError));
-    app.addHook('onRequest', async (req) => {
-      const token = bearer(req);
-      if (!token) throw new AuthError('an Authorization: Bearer header with the api_token is required');
-      const t = await s.store.tenantByApiTokenHash(hashToken(token));
-      if (!t) throw new AuthError('the api_token is not valid');
-      tenants.set(req, t);
-    });
+    app.addHook('onRequest', apiTokenAuth(s, tenants));
 
     app.post('/endpoints', { schema: nativeSchemas.createEndpoint }, async (req, reply) => {
       const c = await parseChange(req.body, true);
