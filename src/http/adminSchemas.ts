@@ -1,8 +1,7 @@
 // Schemas of the admin API's routes (src/http/admin.ts), in the style of schemas.ts.
-import { DELIVERY_STATES } from '../domain/states.ts';
 import {
   anyObject, arr, bool, deliverySchema, deliveryWithAttemptsSchema, idParams, int, isoTime, listOf, NAME_PATTERN, noContent, nullable, obj,
-  pageOf, pageQuery, route, str, type JsonSchema,
+  route, str, type JsonSchema,
 } from './schemas.ts';
 
 const name = (description: string) => str({ min: 1, max: 64, ...NAME_PATTERN, description });
@@ -117,18 +116,6 @@ export const adminSchemas = {
     params: idParams(),
     response: { 200: { ...event, properties: { ...(event.properties as object), deliveries: arr(deliveryWithAttemptsSchema) } } },
   }),
-  listDeliveries: route('native', {
-    summary: 'List deliveries, newest first',
-    tags: TAG_DELIVERIES,
-    querystring: pageQuery({
-      tenant_id: str(),
-      subscription_id: str(),
-      event_id: str(),
-      status: str({ enum: DELIVERY_STATES }),
-    }),
-    response: { 200: pageOf(deliverySchema) },
-  }),
-  getDelivery: route('native', { summary: 'Get a delivery with its attempts', tags: TAG_DELIVERIES, params: idParams(), response: { 200: deliveryWithAttemptsSchema } }),
   retryDelivery: route('native', {
     summary: 'Retry a delivery now',
     description: '409 while it is in flight, or while its subscription is paused or deleted.',
