@@ -45,6 +45,8 @@ async function openStream(url: string, token: string) {
   })();
   return {
     res, events, comments,
+    /** Settles when the server ends the stream (or it is closed here). */
+    done: pump,
     async close() { ac.abort(); await pump; },
     async waitFor(pred: (e: SseEvent) => boolean, ms = 5000): Promise<SseEvent> {
       let found: SseEvent | undefined;
@@ -478,6 +480,34 @@ describe('portal links expire', () => {
       assert.equal((await h.call('GET', '/portal/v1/me', l2)).status, 401);
     } finally {
       await h.stop();
+    }
+  });
+
+  test('a live stream opened with a portal link ends when the link expires, and carries nothing after', async () => {
+    const h = await startHerald('sqlite', { HERALD_STREAM_KEEPALIVE_MS: '200', HERALD_PORTAL_LINK_MAX_TTL_SECONDS: '60' });
+    const rx = await new Receiver().start();
+    try {
+      const t = await h.tenant();
+      assert.equal((await h.call('POST', '/api/v1/endpoints', t.credentials.api_token, { url: rx.url })).status, 201);
+      const link = (await h.admin('POST', '/admin/v1/portal-links', { tenant_id: t.id, ttl_seconds: 1 })).body;
+      const s = await openStream(`${h.url}/portal/v1/stream`, link.token);
+      assert.equal(s.res.status, 200);
+      try {
+        await sleep(Date.parse(link.expires_at) - Date.now() + 50);
+        const ev = await h.publish({ tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: '1' });
+        await rx.waitFor(1);
+        // Past the stream's poll, so the attempt would have been sent to a stream still open.
+        await sleep(800);
+        assert.ok(!s.events.some((e) => e.data.event_id === ev.id), 'an expired link saw a new attempt');
+        let ended = false;
+        void s.done.then(() => { ended = true; });
+        await eventually(() => ended, 2000, 'the stream to end');
+      } finally {
+        await s.close();
+      }
+    } finally {
+      await h.stop();
+      await rx.stop();
     }
   });
 });

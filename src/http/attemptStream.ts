@@ -22,6 +22,8 @@ interface Watcher {
   /** Null: the operator, who sees every tenant's attempts. */
   tenantId: string | null;
   reply: FastifyReply;
+  /** When the credential it was opened with runs out (a portal link), epoch ms; null: never. */
+  untilMs: number | null;
 }
 
 /** The JSON of one `attempt` event, as the dashboard contract names its fields. */
@@ -70,12 +72,15 @@ export class AttemptStream {
     return this.watchers.size;
   }
 
-  /** Answers the request with the stream; it runs until the client goes or Herald closes. */
-  async open(req: FastifyRequest, reply: FastifyReply, tenantId: string | null): Promise<void> {
+  /**
+   * Answers the request with the stream; it runs until the client goes, Herald closes, or
+   * `untilMs` passes (an expired portal link must not keep watching).
+   */
+  async open(req: FastifyRequest, reply: FastifyReply, tenantId: string | null, untilMs: number | null = null): Promise<void> {
     if (this.closed || this.watchers.size >= this.maxConnections) {
       return reply.status(503).header('retry-after', '5').send(nativeError({ status: 503, code: 'unavailable', message: 'too many live streams are open; try again shortly' }, req));
     }
-    const w: Watcher = { tenantId, reply };
+    const w: Watcher = { tenantId, reply, untilMs };
     this.watchers.add(w);
     try {
       await this.start();
@@ -196,7 +201,8 @@ export class AttemptStream {
       if (!everyone && w.tenantId !== null && w.tenantId !== tenantId) continue;
       const raw = w.reply.raw;
       if (raw.destroyed || raw.writableEnded) { this.drop(w); continue; }
-      if (raw.writableLength > MAX_BUFFERED_BYTES) {
+      // Checked before every write, keep-alives included, so it ends within one keep-alive of expiring.
+      if (raw.writableLength > MAX_BUFFERED_BYTES || (w.untilMs !== null && Date.now() >= w.untilMs)) {
         raw.end();
         this.drop(w);
         continue;

@@ -191,6 +191,6 @@ export function portalRoutes(s: Services, o: { stream: AttemptStream; links: Por
         produces: ['text/event-stream'],
         response: { 200: streamResponse, 503: unavailableSchema },
       }),
-    }, (req, reply) => o.stream.open(req, reply, tenantId(req)));
+    }, (req, reply) => o.stream.open(req, reply, tenantId(req), viewer(req).expiresAt));
   };
 }
