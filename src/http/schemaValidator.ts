@@ -111,10 +111,35 @@ export const heraldValidatorCompiler: FastifySchemaCompiler<unknown> = ({ schema
   return (data: unknown) => {
     // Coercion writes into the object it checks: give it a copy, keep the request's text.
     const checked = text && data !== null && typeof data === 'object' ? { ...(data as object) } : data;
-    if (validate(checked)) return true;
-    return { error: toValidationError(validate.errors ?? [], part) };
+    if (!validate(checked)) return { error: toValidationError(validate.errors ?? [], part) };
+    const nul = nulField(data);
+    return nul === null ? true : { error: new ValidationError(nul || ROOT_FIELD[part] || part, 'must not contain a NUL character (U+0000)') };
   };
 };
+
+/**
+ * The first string (or key) holding U+0000, named as Herald names fields; null when none.
+ * PostgreSQL cannot store NUL in text, so Herald refuses it on both engines alike rather
+ * than answer one engine's write failure with a 500. Iterative: bodies may nest deeply.
+ */
+export function nulField(data: unknown): string | null {
+  const stack: [unknown, string][] = [[data, '']];
+  while (stack.length > 0) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return at;
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => stack.push([x, `${at}[${i}]`]));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        const field = at ? `${at}.${k}` : k;
+        if (k.includes('\u0000')) return field;
+        stack.push([x, field]);
+      }
+    }
+  }
+  return null;
+}
 
 /** Answers go out as the handler built them: the response schemas document, they do not filter. */
 export const jsonSerializerCompiler = () => (data: unknown) => JSON.stringify(data);
