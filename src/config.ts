@@ -48,6 +48,14 @@ export interface Config {
   /** Dashboard and portal live streams open at once in this process. */
   streamMaxConnections: number;
   streamKeepAliveMs: number;
+  /** Finished deliveries and their attempts older than this are pruned; events too, never before the events API's 30 days. 0: keep everything. */
+  retentionMs: number;
+  /** How often a pruning pass starts. */
+  retentionIntervalMs: number;
+  /** Rows one pruning transaction looks at. */
+  retentionBatch: number;
+  /** Pause between two pruning transactions, so delivery gets the store in between. */
+  retentionPauseMs: number;
 }
 
 /** Every setting Herald reads, with its default and what it means (the README lists the same). */
@@ -81,6 +89,10 @@ export const SETTINGS = {
   HERALD_PORTAL_LINK_MAX_TTL_SECONDS: 'longest lifetime a portal link may be given (86400)',
   HERALD_STREAM_MAX_CONNECTIONS: 'dashboard and portal live streams (/admin/v1/stream, /portal/v1/stream) open at once per process (100)',
   HERALD_STREAM_KEEPALIVE_MS: 'how often an idle live stream gets a keep-alive comment (15000)',
+  HERALD_RETENTION_DAYS: 'finished deliveries and their attempts are pruned this many days after they finished, events when none of their deliveries is left and never before 30 days; fractions allowed, 0 keeps everything (30)',
+  HERALD_RETENTION_INTERVAL_SECONDS: 'how often a pruning pass starts; fractions allowed (3600)',
+  HERALD_RETENTION_BATCH: 'rows one pruning transaction looks at (1000)',
+  HERALD_RETENTION_PAUSE_MS: 'pause between two pruning transactions (100)',
   HERALD_LOG_LEVEL: 'pino level: fatal, error, warn, info, debug, trace or silent (info)',
   HERALD_METRICS: 'on: serve Prometheus metrics at /metrics; off: no /metrics and nothing counted (on)',
   HERALD_METRICS_TOKEN: 'bearer token /metrics requires (none: /metrics is open)',
@@ -214,5 +226,9 @@ export function loadConfig(processEnv: Env = process.env): Config {
     ...portalLinkTtls(env),
     streamMaxConnections: num(env, 'HERALD_STREAM_MAX_CONNECTIONS', 100, 1, 10_000),
     streamKeepAliveMs: num(env, 'HERALD_STREAM_KEEPALIVE_MS', 15_000, 100, 600_000),
+    retentionMs: Math.round(num(env, 'HERALD_RETENTION_DAYS', 30, 0, 36_500, false) * 86_400_000),
+    retentionIntervalMs: Math.round(num(env, 'HERALD_RETENTION_INTERVAL_SECONDS', 3600, 0.01, 86_400, false) * 1000),
+    retentionBatch: num(env, 'HERALD_RETENTION_BATCH', 1000, 1, 100_000),
+    retentionPauseMs: num(env, 'HERALD_RETENTION_PAUSE_MS', 100, 0, 60_000),
   };
 }

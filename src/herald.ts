@@ -8,6 +8,7 @@ import type { EventId, SubscriptionId } from './domain/ids.ts';
 import { AddressGuard } from './dispatch/addressGuard.ts';
 import { Dispatcher } from './dispatch/dispatcher.ts';
 import { ListenHub, ListenPoster } from './dispatch/listenHub.ts';
+import { Pruner } from './dispatch/pruner.ts';
 import type { Poster } from './dispatch/sender.ts';
 import { ThreadedSender } from './dispatch/senderThread.ts';
 import { buildApp } from './http/app.ts';
@@ -37,6 +38,8 @@ export class Herald {
   /** Null when HERALD_METRICS is off. */
   metrics: HeraldMetrics | null = null;
   listenHub!: ListenHub;
+  /** Prunes records older than HERALD_RETENTION_DAYS in the background. */
+  pruner: Pruner | null = null;
   url = '';
 
   constructor(config: Config, log?: Logger) {
@@ -95,6 +98,8 @@ export class Herald {
       dashboard: new DashboardStore(this.store),
       operational: { metrics: this.metrics, readiness: () => readiness(this.store.db, (err) => this.log.warn({ err }, '/readyz: the store is not ready')) }, listen: this.listenHub }, this.log);
     if (c.dispatch) this.dispatcher.start();
+    this.pruner = new Pruner({ db: this.store.db, log: this.log, retentionMs: c.retentionMs, intervalMs: c.retentionIntervalMs, batch: c.retentionBatch, pauseMs: c.retentionPauseMs });
+    this.pruner.start();
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');
   }
@@ -104,6 +109,7 @@ export class Herald {
     await this.app?.close();
     await this.dispatcher?.stop(this.config.shutdownGraceMs);
     await this.sender?.close();
+    await this.pruner?.stop();
     await this.store?.close();
   }
 }
