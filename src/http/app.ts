@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { nativeRoutes } from '../dialects/native/routes.ts';
@@ -8,6 +9,7 @@ import { listenRoutes } from './listen.ts';
 import { operationalRoutes } from './operational.ts';
 import { dashboardApi } from './dashboardApi.ts';
 import { dashboardRoutes } from './dashboard.ts';
+import { ValidationError } from '../domain/errors.ts';
 import { errorHandler, nativeError, type ErrorRenderer } from './errors.ts';
 import { registerOpenApi } from './openapi.ts';
 import { heraldValidatorCompiler, jsonSerializerCompiler } from './schemaValidator.ts';
@@ -35,11 +37,19 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
     // Router-level failures (a bad percent-encoding, an over-long path parameter) in the dialect's shape.
     frameworkErrors: (err, req, reply) => errorHandler(rendererFor(req))(err, req, reply),
   }) as unknown as FastifyInstance;
+  // JSON must be UTF-8 (RFC 8259): invalid bytes are refused rather than stored as U+FFFD.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    if (!isUtf8(body as Buffer)) return done(new ValidationError('body', 'is not valid UTF-8'), undefined);
+    parseJson(req, (body as Buffer).toString('utf8'), done);
+  });
   // Form bodies are parsed for the dialects that use them (OAuth token requests).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
-  app.setErrorHandler(errorHandler(nativeError));
+  // A dialect's prefix answers in its shape even where no route matched (a 404's body is parsed, and can fail).
+  app.setErrorHandler(errorHandler((f, req) => rendererFor(req)(f, req)));
   app.setNotFoundHandler((req, reply) => reply.status(404).send(rendererFor(req)({ status: 404, code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` }, req)));
   // Route schemas validate in Herald's own words, answers go out as built, and both feed the OpenAPI documents (before any route).
   app.setValidatorCompiler(heraldValidatorCompiler);

@@ -156,8 +156,13 @@ export function paycorRoutes(s: Services) {
       const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
       if (basic) {
         const [id, ...rest] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-        clientId = decodeURIComponent(id ?? '');
-        clientSecret = decodeURIComponent(rest.join(':'));
+        try {
+          clientId = decodeURIComponent(id ?? '');
+          clientSecret = decodeURIComponent(rest.join(':'));
+        } catch {
+          // A stray % in the Basic credentials was a 500 before (URIError).
+          return oauth(400, 'invalid_request', 'the Basic credentials are not validly percent-encoded', 'Authorization');
+        }
       }
       if (o.grant_type !== 'client_credentials') return oauth(400, 'unsupported_grant_type', 'grant_type must be client_credentials', 'grant_type');
       if (!clientId) return oauth(400, 'invalid_request', 'client_id is required', 'client_id');
