@@ -5,6 +5,7 @@ import { defaultRetrySchedule, parseRetrySchedule } from './domain/retry.ts';
 import { parseSecretKey, randomToken } from './secrets.ts';
 import { SCHEMA_RE } from './store/open.ts';
 import { parseCidrList, type Cidr } from './dispatch/addressGuard.ts';
+import { parseDnsServers } from './dispatch/resolver.ts';
 
 export interface Config {
   host: string;
@@ -20,6 +21,8 @@ export interface Config {
   retryJitter: number;
   maxRetryAfterSeconds: number;
   allowPrivateNetworks: Cidr[];
+  /** Name servers subscription hosts are resolved with (ip:port); empty: the system's resolver. */
+  dnsServers: string[];
   requestTimeoutMs: number;
   leaseMs: number;
   pollIntervalMs: number;
@@ -72,6 +75,7 @@ export const SETTINGS = {
   HERALD_RETRY_JITTER: 'fraction each retry delay varies by, 0 to 1 (0.2)',
   HERALD_MAX_RETRY_AFTER_SECONDS: "longest Retry-After Herald honours (36000)",
   HERALD_ALLOW_PRIVATE_NETWORKS: 'CIDRs that subscription URLs may point into, comma-separated (none)',
+  HERALD_DNS_SERVERS: 'name servers that resolve subscription hosts, at registration and at every connect: ip, ip:port or [ipv6]:port, comma-separated; /etc/hosts is then not read (none: the system resolver)',
   HERALD_REQUEST_TIMEOUT_MS: 'time a receiver has to answer one delivery (15000)',
   HERALD_LEASE_SECONDS: 'how long a claimed delivery stays with one dispatcher before it is due again; more than twice the request timeout (60)',
   HERALD_POLL_INTERVAL_MS: 'longest an idle dispatcher waits before looking for due deliveries (1000)',
@@ -206,6 +210,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
     retryJitter: num(env, 'HERALD_RETRY_JITTER', 0.2, 0, 1, false),
     maxRetryAfterSeconds: num(env, 'HERALD_MAX_RETRY_AFTER_SECONDS', 36_000, 0, 7 * 86_400),
     allowPrivateNetworks: parseCidrList(env.HERALD_ALLOW_PRIVATE_NETWORKS ?? ''),
+    dnsServers: parseDnsServers(env.HERALD_DNS_SERVERS ?? ''),
     requestTimeoutMs,
     leaseMs,
     pollIntervalMs: num(env, 'HERALD_POLL_INTERVAL_MS', 1000, 10, 60_000),

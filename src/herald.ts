@@ -63,12 +63,12 @@ export class Herald {
       });
     }
     const box = new SecretBox(c.secretKey);
-    const guard = new AddressGuard(c.allowPrivateNetworks);
+    const guard = new AddressGuard(c.allowPrivateNetworks, c.dnsServers);
     // Connections are per origin, and several subscriptions may share one: the pool gets the
     // process's whole budget, and the dispatcher bounds each subscription.
     // With a sender thread, the HTTP client is loaded only there, not in this thread too.
     if (c.senderThread && c.dispatch) {
-      const threaded = new ThreadedSender({ allowPrivateNetworks: c.allowPrivateNetworks, requestTimeoutMs: c.requestTimeoutMs, connectionsPerOrigin: c.maxInFlight },
+      const threaded = new ThreadedSender({ allowPrivateNetworks: c.allowPrivateNetworks, dnsServers: c.dnsServers, requestTimeoutMs: c.requestTimeoutMs, connectionsPerOrigin: c.maxInFlight },
         (err) => this.log.error({ err }, 'the sender thread failed'));
       this.sender = threaded;
       this.metrics?.watch({ senderThreadRestarts: () => threaded.restarts });

@@ -11,8 +11,10 @@ const REFUSED = [
   '127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0',
   '224.0.0.1', '255.255.255.255', '198.18.0.1',
   '::1', '::', 'fe80::1', 'fc00::1', 'ff02::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1', '64:ff9b::a00:1',
+  // Outside 2000::/3 without being listed: IPv4-translated (SIIT) and SRv6 SIDs; then IPv6 documentation, Azure's WireServer.
+  '::ffff:0:7f00:1', '::ffff:0:a9fe:a9fe', '5f00::1', '3fff::1', '168.63.129.16', '::ffff:168.63.129.16',
 ];
-const ALLOWED = ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111'];
+const ALLOWED = ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '2a00:1450:4001::1'];
 
 /** Calls guard.lookup and answers what it called back with. */
 function lookup(guard: AddressGuard, host: string, options: unknown): Promise<{ err: (Error & { code?: string }) | null; args: unknown[] }> {
@@ -49,6 +51,15 @@ describe('AddressGuard.refusal with the allow-list 127.0.0.0/8', () => {
     assert.equal(guard.refusal('127.0.0.1'), null);
     assert.equal(guard.refusal('127.255.0.9'), null);
     assert.equal(guard.refusal('::ffff:127.0.0.1'), null);
+  });
+
+  test('an allow-list of one address lets only that one through, in either spelling', () => {
+    const one = new AddressGuard(parseCidrList('127.0.0.2/32'));
+    assert.equal(one.refusal('127.0.0.2'), null);
+    assert.equal(one.refusal('::ffff:127.0.0.2'), null);
+    assert.equal(typeof one.refusal('127.0.0.3'), 'string');
+    assert.equal(typeof one.refusal('::ffff:7f00:3'), 'string');
+    assert.equal(typeof one.refusal('::ffff:0:7f00:2'), 'string', 'the IPv4-translated form is not the mapped one');
   });
 
   test('still refuses other private ranges and IPv6 loopback', () => {

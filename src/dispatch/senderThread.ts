@@ -5,6 +5,8 @@ import type { Poster, SendResult } from './sender.ts';
 /** What the sender thread is started with. */
 export interface SenderThreadOptions {
   allowPrivateNetworks: Cidr[];
+  /** HERALD_DNS_SERVERS, so the thread resolves names as the main thread's checks do. */
+  dnsServers?: string[];
   requestTimeoutMs: number;
   connectionsPerOrigin: number;
 }

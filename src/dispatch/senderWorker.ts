@@ -5,7 +5,7 @@ import { Sender } from './sender.ts';
 import type { PostMessage, ResultMessage, SenderThreadOptions } from './senderThread.ts';
 
 const o = workerData as SenderThreadOptions;
-const sender = new Sender(new AddressGuard(o.allowPrivateNetworks), o.requestTimeoutMs, o.connectionsPerOrigin);
+const sender = new Sender(new AddressGuard(o.allowPrivateNetworks, o.dnsServers), o.requestTimeoutMs, o.connectionsPerOrigin);
 const port = parentPort!;
 let results: ResultMessage[] = [];
 let inFlight = 0;

@@ -42,9 +42,11 @@ export class Receiver {
     });
   }
 
-  async start(): Promise<this> {
-    await new Promise<void>((ok) => this.server.listen(0, '127.0.0.1', ok));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  /** Listens on loopback; another 127.x address or ::1, or a given port, when a test needs one. */
+  async start(host = '127.0.0.1', port = 0): Promise<this> {
+    await new Promise<void>((ok) => this.server.listen(port, host, ok));
+    const where = host.includes(':') ? `[${host}]` : host;
+    this.url = `http://${where}:${(this.server.address() as AddressInfo).port}`;
     return this;
   }
 
