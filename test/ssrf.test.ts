@@ -9,6 +9,7 @@
 // be heard there.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { loadConfig } from '../src/config.ts';
 import { AddressGuard, parseCidrList } from '../src/dispatch/addressGuard.ts';
 import { parseDnsServers } from '../src/dispatch/resolver.ts';
@@ -120,6 +121,26 @@ describe('SSRF', () => {
       assert.deepEqual(literal, [null, [{ address: '8.8.8.8', family: 4 }]]);
       assert.equal(dns.queries.length, n);
     });
+  });
+
+  test('a name server that does not answer: registration accepts the name for now, a delivery fails as dns (retried), never as sent', async () => {
+    const sock = createSocket('udp4');
+    await new Promise<void>((ok) => sock.bind(0, '127.0.0.1', ok));
+    const dead = `127.0.0.1:${sock.address().port}`;
+    await new Promise<void>((ok) => sock.close(() => ok()));
+    const guard = new AddressGuard(parseCidrList(ALLOW), [dead]);
+    assert.equal(await guard.checkUrl('http://good.test/'), null);
+    const sender = new Sender(guard, 2000, 1);
+    try {
+      const t0 = Date.now();
+      const r = await sender.post(`http://good.test:${rx.port}/dead-dns`, {}, 'x');
+      assert.equal(r.errorKind, 'dns', JSON.stringify(r));
+      assert.match(r.error ?? '', /good\.test did not resolve/);
+      assert.ok(Date.now() - t0 < 5000);
+    } finally {
+      await sender.close();
+    }
+    assert.ok(!rx.good.received.some((x) => x.path === '/dead-dns'));
   });
 
   describe('AddressGuard with the resolver: registration-time checks', () => {
