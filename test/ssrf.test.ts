@@ -17,6 +17,7 @@ import { Sender, type Poster } from '../src/dispatch/sender.ts';
 import { ThreadedSender } from '../src/dispatch/senderThread.ts';
 import { DnsServer } from './helpers/dnsServer.ts';
 import { startHerald, type TestHerald } from './helpers/herald.ts';
+import { engines } from './helpers/pg.ts';
 import { eventually, Receiver, sleep } from './helpers/receiver.ts';
 
 const ALLOW = '127.0.0.2/32';
@@ -243,13 +244,13 @@ describe('SSRF', () => {
     });
   }
 
-  describe('Herald end to end (SQLite, sender thread): every dialect', () => {
+  for (const engine of engines()) describe(`Herald end to end (${engine}, sender thread): every dialect`, () => {
     let h: TestHerald;
     let tenant: Awaited<ReturnType<TestHerald['tenant']>>;
     let paycorToken = '';
 
     before(async () => {
-      h = await startHerald('sqlite', {
+      h = await startHerald(engine, {
         HERALD_ALLOW_PRIVATE_NETWORKS: ALLOW, HERALD_DNS_SERVERS: dns.address,
         HERALD_RETRY_SCHEDULE: '0.3,0.3,0.3,0.3,0.3,0.3', HERALD_REQUEST_TIMEOUT_MS: '2000',
       });
