@@ -1,0 +1,557 @@
+/**
+ * Herald's chaos harness: publish a known set of events, break something, and check the
+ * receivers' record against what Herald accepted. Used by `npm run chaos` (full and
+ * `--quick` sizes, scripts in test/chaos/run.ts) and by test/chaos.test.ts (quick size).
+ *
+ * Adding a scenario (chaos-store, clock, ...): drop a file in test/chaos/scenarios/ that
+ * exports `scenarios: Scenario[]`. Both runners find every file there by themselves.
+ *
+ *   export const scenarios: Scenario[] = [{
+ *     name: 'my fault', engines: ['sqlite'],            // engines: which engines it needs (postgres ones are skipped without PostgreSQL)
+ *     async run(size, engine) {                         // size: 'quick' (npm test, keep it under ~20 s) or 'full'
+ *       const rx = await RecordingReceiver.start();     // real HTTP on 127.0.0.1
+ *       const { env, cleanup } = testEnv(engine, chaosEnv());  // test/helpers/herald.ts; chaosEnv() adds a long retry schedule
+ *       const p = await HeraldProcess.start(env);       // or startHerald(engine, extra) in-process
+ *       const ledger = new Ledger();
+ *       const tenant = await ledger.tenant(p.url);                        // a tenant through the admin API
+ *       await ledger.subscribe(p.url, tenant, rx.route('a'));             // a native endpoint at rx's route 'a'; its events must reach it
+ *       const pub = ledger.publish(() => p.url, tenant, 2000, { batch: 100 }); // batches with an idempotency key per event; retried until accepted
+ *       ...inject the fault; note when: const caught = rx.openNow(); const t = Date.now();
+ *       await pub.done;
+ *       await ledger.drained(rx, 60_000);                  // every accepted event acknowledged by every matching route
+ *       const store = await checkStore(env);               // reads the store itself (SQLite file or PostgreSQL schema)
+ *       const row = ledger.result('my fault', rx, { store, recoverMs: rx.recoveryMs(caught, t) });
+ *       ...stop things, cleanup(); return row;           // or an array of rows
+ *     },
+ *   }];
+ *
+ * What the row means (ChaosResult):
+ * - events: accepted events (each may go to several routes);
+ * - lost: accepted (event, matching route) pairs the receiver never answered 2xx to;
+ * - duplicates: 2xx answers beyond the first for one (route, event): Herald sent again what had been acknowledged;
+ *   retries after a failed answer are not duplicates;
+ * - overlaps: a request for an (route, event) arriving while another for the same pair was still open;
+ * - unaccepted: arrivals for events Herald never accepted (unknown key or no 202 for it);
+ * - unsettled: events whose batch was given up on without a 202 (tests expect 0: publishes are retried);
+ * - storeFaults: from checkStore: deliveries in flight without a live lease, leases on finished
+ *   deliveries, deliveries still waiting after the drain, and deliveries the store calls succeeded
+ *   that the receiver never acknowledged;
+ * - maxRecoverMs: the longest a delivery caught by a fault (open at the receiver when it struck,
+ *   or waiting then) took to be acknowledged, measured from the fault (see RecordingReceiver.recoveryMs).
+ *
+ * Receivers misbehave through a Behaviour: a function of (key, n-th arrival of this pair, ms since
+ * the receiver started) answering an Action: ok, an HTTP status (with Retry-After), a reset mid-body,
+ * a slow loris, garbage that is not HTTP, or a stall. See `behaviours` for ready-made ones.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Env } from '../../src/config.ts';
+import { openStore } from '../../src/store/open.ts';
+import { ADMIN } from '../helpers/herald.ts';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export type Size = 'quick' | 'full';
+export type Engine = 'sqlite' | 'postgres';
+
+export interface ChaosResult {
+  scenario: string;
+  events: number;
+  lost: number;
+  duplicates: number;
+  overlaps: number;
+  unaccepted: number;
+  storeFaults: number;
+  maxRecoverMs: number;
+  /** Events sent whose batch never got a 202 (given up after its tries): a publisher would see them refused. */
+  unsettled?: number;
+  /** Free text for the table's last column (a throughput ratio, the number of kills, ...). */
+  notes?: string;
+}
+
+export interface Scenario {
+  name: string;
+  engines: Engine[];
+  /** Left out of test/chaos.test.ts (still run by `npm run chaos`). */
+  notInTest?: boolean;
+  run(size: Size, engine: Engine): Promise<ChaosResult | ChaosResult[]>;
+}
+
+/** Settings every chaos Herald gets on top of testEnv's: retries enough for long faults. */
+export function chaosEnv(extra: Env = {}): Env {
+  return {
+    HERALD_RETRY_SCHEDULE: '0.1,0.2,0.4,0.8,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1',
+    HERALD_RETRY_JITTER: '0.1',
+    ...extra,
+  };
+}
+
+// ---------------------------------------------------------------- receivers
+
+export type Action =
+  | { kind: 'ok'; delayMs?: number }
+  | { kind: 'status'; status: number; retryAfter?: string; delayMs?: number }
+  /** Headers and part of the body, then a TCP reset. */
+  | { kind: 'reset' }
+  /** 200 headers, then one byte every `everyMs`, never ending (until Herald gives up). */
+  | { kind: 'loris'; everyMs: number }
+  /** Bytes that are not HTTP, then the connection closes. */
+  | { kind: 'garbage' }
+  /** No answer at all for `ms`, then 200 (Herald has usually given up by then). */
+  | { kind: 'stall'; ms: number };
+
+export type Behaviour = (key: string, n: number, sinceStartMs: number) => Action;
+
+export const behaviours = {
+  healthy: (delayMs = 0): Behaviour => () => ({ kind: 'ok', delayMs }),
+  /** The first `times` arrivals of each event get `bad`; later ones succeed. */
+  firstAttempts: (bad: Action, times = 1, delayMs = 0): Behaviour => (_k, n) => (n <= times ? bad : { kind: 'ok', delayMs }),
+  /** Every arrival gets `bad` for `ms` after the receiver starts (or after `fromMs`), then succeeds. */
+  window: (bad: Action, ms: number, fromMs = 0, delayMs = 0): Behaviour => (_k, _n, t) => (t >= fromMs && t < fromMs + ms ? bad : { kind: 'ok', delayMs }),
+};
+
+interface Route {
+  name: string;
+  behaviour: Behaviour;
+  /** key -> arrivals so far. */
+  arrivals: Map<string, number>;
+  /** key -> times of its 2xx answers. */
+  oks: Map<string, number[]>;
+  /** key -> requests open now. */
+  open: Map<string, number>;
+  overlaps: number;
+  unparsable: number;
+  total: number;
+}
+
+/** The key a chaos event carries (its entity_id), from a native body. */
+function keyOf(body: string): string | null {
+  try {
+    const k = JSON.parse(body)?.data?.entity_id;
+    return typeof k === 'string' ? k : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One HTTP server on loopback with many routes (`/r/<name>`), one per subscription. Records
+ * every arrival per route and event key, the 2xx answers, and overlaps: a request for a
+ * (route, key) that arrives while another for it is still open (from the end of its body
+ * until its answer is written or its connection is gone).
+ */
+export class RecordingReceiver {
+  private readonly server: Server;
+  private readonly routes = new Map<string, Route>();
+  private readonly sockets = new Set<Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  readonly startedAt = Date.now();
+  base = '';
+
+  private constructor() {
+    this.server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => this.handle(req, res));
+    this.server.on('connection', (s) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); });
+  }
+
+  static async start(): Promise<RecordingReceiver> {
+    const r = new RecordingReceiver();
+    await new Promise<void>((ok) => r.server.listen(0, '127.0.0.1', ok));
+    r.base = `http://127.0.0.1:${(r.server.address() as AddressInfo).port}`;
+    return r;
+  }
+
+  /** A route and its URL. */
+  route(name: string, behaviour: Behaviour = behaviours.healthy()): { name: string; url: string } {
+    this.routes.set(name, { name, behaviour, arrivals: new Map(), oks: new Map(), open: new Map(), overlaps: 0, unparsable: 0, total: 0 });
+    return { name, url: `${this.base}/r/${name}` };
+  }
+
+  setBehaviour(name: string, behaviour: Behaviour): void {
+    this.routes.get(name)!.behaviour = behaviour;
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => { this.timers.delete(t); fn(); }, ms);
+    this.timers.add(t);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const name = /^\/r\/([^/?]+)/.exec(req.url ?? '')?.[1];
+    const route = name ? this.routes.get(name) : undefined;
+    if (!route) { res.writeHead(404).end(); return; }
+    route.total++;
+    const chunks: Buffer[] = [];
+    // Open once the body is in (its key is known only then) until it is answered or its connection goes.
+    let key: string | null = null;
+    let closed = false;
+    const close = () => {
+      if (closed || key === null) return;
+      closed = true;
+      const n = (route.open.get(key) ?? 1) - 1;
+      if (n <= 0) route.open.delete(key);
+      else route.open.set(key, n);
+    };
+    res.on('close', close);
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      key = keyOf(Buffer.concat(chunks).toString('utf8'));
+      if (key === null) { route.unparsable++; res.writeHead(400).end(); return; }
+      if ((route.open.get(key) ?? 0) > 0) route.overlaps++;
+      route.open.set(key, (route.open.get(key) ?? 0) + 1);
+      const n = (route.arrivals.get(key) ?? 0) + 1;
+      route.arrivals.set(key, n);
+      const k = key;
+      this.act(route.behaviour(k, n, Date.now() - this.startedAt), res, close, () => {
+        const list = route.oks.get(k) ?? [];
+        list.push(Date.now());
+        route.oks.set(k, list);
+      });
+    });
+  }
+
+  /** `answered`: the request has its answer (or its end), so it is no longer open. `ok`: a 2xx went out. */
+  private act(a: Action, res: ServerResponse, answered: () => void, ok: () => void): void {
+    const sock = res.socket as Socket;
+    switch (a.kind) {
+      case 'ok':
+      case 'status': {
+        const status = a.kind === 'ok' ? 200 : a.status;
+        const send = () => {
+          if (res.destroyed) return;
+          // Counted when the answer is written: Herald may still lose it, which is its own fault to handle.
+          if (status >= 200 && status < 300) ok();
+          answered();
+          res.writeHead(status, { 'content-type': 'text/plain', ...(a.kind === 'status' && a.retryAfter ? { 'retry-after': a.retryAfter } : {}) });
+          res.end('ok');
+        };
+        if (a.delayMs) this.later(a.delayMs, send);
+        else send();
+        return;
+      }
+      case 'reset':
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100' });
+        res.write('partial body ');
+        this.later(5, () => sock.resetAndDestroy());
+        return;
+      case 'loris': {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.flushHeaders();
+        // Bounded: at most ten minutes of trickle whatever Herald does.
+        const end = Date.now() + 600_000;
+        const tick = () => {
+          if (res.destroyed || Date.now() > end) { res.destroy(); return; }
+          res.write('.');
+          this.later(a.everyMs, tick);
+        };
+        tick();
+        return;
+      }
+      case 'garbage':
+        sock.write('\x00\x13garbage that is not HTTP\r\n\r\n\xff\xfe');
+        this.later(5, () => sock.destroy());
+        return;
+      case 'stall':
+        this.later(a.ms, () => {
+          if (res.destroyed) return;
+          ok();
+          answered();
+          res.writeHead(200).end('late');
+        });
+        return;
+    }
+  }
+
+  /** Every (route, key) with a request open now: what a fault striking now catches. */
+  openNow(): { route: string; key: string }[] {
+    const out: { route: string; key: string }[] = [];
+    for (const r of this.routes.values()) for (const k of r.open.keys()) out.push({ route: r.name, key: k });
+    return out;
+  }
+
+  /** Whether (route, key) has had a 2xx answer. */
+  acked(route: string, key: string): boolean {
+    return (this.routes.get(route)?.oks.get(key)?.length ?? 0) > 0;
+  }
+
+  /**
+   * How long after `since` the caught pairs were acknowledged (the latest of them), or, with
+   * none caught, how long until the first acknowledgement of anything after `since` (0 when none came).
+   * -1 when something caught has not been acknowledged yet.
+   */
+  recoveryMs(caught: { route: string; key: string }[], since: number): number {
+    let latest = since;
+    if (caught.length === 0) {
+      let first = Infinity;
+      for (const r of this.routes.values()) for (const times of r.oks.values()) for (const t of times) if (t >= since && t < first) first = t;
+      // Nothing acknowledged since: nothing was waiting either, or the drain would have seen it.
+      return first === Infinity ? 0 : first - since;
+    }
+    for (const c of caught) {
+      const after = (this.routes.get(c.route)?.oks.get(c.key) ?? []).find((t) => t >= since);
+      if (after === undefined) return -1;
+      latest = Math.max(latest, after);
+    }
+    return latest - since;
+  }
+
+  /** 2xx answers to the routes named, in [from, to): for throughput. */
+  acksBetween(routes: string[], from: number, to: number): number {
+    let n = 0;
+    for (const name of routes) for (const times of this.routes.get(name)?.oks.values() ?? []) for (const t of times) if (t >= from && t < to) n++;
+    return n;
+  }
+
+  /** The time of the last first-acknowledgement among `routes` (when the last of their events got through). */
+  lastFirstAck(routes: string[]): number {
+    let last = 0;
+    for (const name of routes) for (const times of this.routes.get(name)?.oks.values() ?? []) if (times[0]! > last) last = times[0]!;
+    return last;
+  }
+
+  /** Read access for the ledger. */
+  routeRecord(name: string): Route | undefined {
+    return this.routes.get(name);
+  }
+
+  allRoutes(): Route[] {
+    return [...this.routes.values()];
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((ok) => this.server.close(() => ok()));
+  }
+}
+
+// ---------------------------------------------------------------- ledger
+
+async function adminCall(base: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+export interface Tenant { id: string; apiToken: string }
+
+export interface PublishRun {
+  /** Resolves when every batch has been accepted (or given up on after its tries). */
+  done: Promise<void>;
+  /** Batches answered other than 202, or not answered (each tried again, same keys). */
+  failures: number;
+  /** Answers seen other than 202, with their Retry-After when given: `503 (Retry-After 1)`. */
+  refusals: Map<string, number>;
+}
+
+let ledgerSeq = 0;
+
+/**
+ * What Herald accepted: events by key (their entity_id, unique across the run), the tenant
+ * they went to, and the routes subscribed to each tenant. An event counts as accepted once
+ * a 202 names it; a batch that got no answer is tried again with the same idempotency keys,
+ * so it ends up either accepted once or refused, never in between.
+ */
+export class Ledger {
+  readonly accepted = new Map<string, { tenant: string; eventId: string }>();
+  /** Keys sent in a batch that has not (yet) been answered 202. */
+  readonly unsettled = new Set<string>();
+  private readonly routesOf = new Map<string, string[]>();
+  private readonly prefix = `c${process.pid}x${++ledgerSeq}x`;
+  private next = 0;
+
+  async tenant(base: string, name = 'Chaos'): Promise<Tenant> {
+    const r = await adminCall(base, 'POST', '/admin/v1/tenants', { name });
+    if (r.status !== 201) throw new Error(`tenant: ${r.status} ${JSON.stringify(r.body)}`);
+    this.routesOf.set(r.body.id, []);
+    return { id: r.body.id, apiToken: r.body.credentials.api_token };
+  }
+
+  /** A native endpoint for the tenant at the route's URL: every event of the tenant must reach it. */
+  async subscribe(base: string, tenant: Tenant, route: { name: string; url: string }): Promise<string> {
+    const res = await fetch(base + '/api/v1/endpoints', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tenant.apiToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: route.url }),
+    });
+    const body = (await res.json()) as any;
+    if (res.status !== 201) throw new Error(`endpoint: ${res.status} ${JSON.stringify(body)}`);
+    this.routesOf.get(tenant.id)!.push(route.name);
+    return body.id;
+  }
+
+  /**
+   * Publishes `n` events to the tenant in batches, `concurrency` batches at a time, through
+   * whatever base URL `target()` answers at the time (null: no Herald up; wait). Stops trying
+   * a batch after `tries` (it then stays unsettled).
+   */
+  publish(target: () => string | null, tenant: Tenant, n: number, o: { batch?: number; concurrency?: number; tries?: number; pauseMs?: number } = {}): PublishRun {
+    const batch = o.batch ?? 100;
+    const keys = Array.from({ length: n }, () => `${this.prefix}${this.next++}`);
+    const chunks: string[][] = [];
+    for (let i = 0; i < keys.length; i += batch) chunks.push(keys.slice(i, i + batch));
+    const run: PublishRun = { done: Promise.resolve(), failures: 0, refusals: new Map() };
+    const one = async (chunk: string[]) => {
+      for (const k of chunk) this.unsettled.add(k);
+      const events = chunk.map((k) => ({ tenant_id: tenant.id, entity: 'Employee', event: 'Add', entity_id: k, idempotency_key: k }));
+      for (let attempt = 0; attempt < (o.tries ?? 200); attempt++) {
+        const base = target();
+        if (!base) { await sleep(100); continue; }
+        try {
+          const r = await adminCall(base, 'POST', '/admin/v1/events/batch', { events }, 20_000);
+          if (r.status === 202) {
+            r.body.events.forEach((e: any, i: number) => {
+              this.accepted.set(chunk[i]!, { tenant: tenant.id, eventId: e.id });
+              this.unsettled.delete(chunk[i]!);
+            });
+            return;
+          }
+          const ra = r.headers.get('retry-after');
+          const what = `${r.status}${ra ? ` (Retry-After ${ra})` : ''}`;
+          run.refusals.set(what, (run.refusals.get(what) ?? 0) + 1);
+        } catch (err) {
+          // No answer: the batch may or may not be stored; the idempotency keys make trying again safe.
+          const what = `no answer (${(err as Error).name})`;
+          run.refusals.set(what, (run.refusals.get(what) ?? 0) + 1);
+        }
+        run.failures++;
+        await sleep(100);
+      }
+    };
+    run.done = (async () => {
+      let i = 0;
+      const worker = async () => {
+        while (i < chunks.length) {
+          await one(chunks[i++]!);
+          if (o.pauseMs) await sleep(o.pauseMs);
+        }
+      };
+      await Promise.all(Array.from({ length: o.concurrency ?? 2 }, worker));
+    })();
+    return run;
+  }
+
+  /** Accepted (route, key) pairs not yet acknowledged. */
+  missing(rx: RecordingReceiver): { route: string; key: string }[] {
+    const out: { route: string; key: string }[] = [];
+    for (const [key, a] of this.accepted) for (const route of this.routesOf.get(a.tenant) ?? []) if (!rx.acked(route, key)) out.push({ route, key });
+    return out;
+  }
+
+  /** Waits until every accepted event is acknowledged by every matching route; answers how long it took. */
+  async drained(rx: RecordingReceiver, timeoutMs: number): Promise<number> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < timeoutMs) {
+      if (this.missing(rx).length === 0) return Date.now() - t0;
+      await sleep(100);
+    }
+    return -1;
+  }
+
+  /** The result row. `store` from checkStore; `recoverMs` from RecordingReceiver.recoveryMs. */
+  result(scenario: string, rx: RecordingReceiver, o: { store?: StoreCheck; recoverMs?: number; notes?: string } = {}): ChaosResult {
+    let duplicates = 0;
+    let overlaps = 0;
+    let unaccepted = 0;
+    for (const r of rx.allRoutes()) {
+      overlaps += r.overlaps;
+      unaccepted += r.unparsable;
+      for (const [key, times] of r.oks) if (times.length > 1) duplicates += times.length - 1;
+      for (const key of r.arrivals.keys()) if (!this.accepted.has(key) && !this.unsettled.has(key)) unaccepted++;
+    }
+    // A key still unsettled (never answered 202) that arrived anyway was stored without Herald saying so.
+    for (const r of rx.allRoutes()) for (const key of r.arrivals.keys()) if (this.unsettled.has(key)) unaccepted++;
+    return {
+      scenario,
+      events: this.accepted.size,
+      lost: this.missing(rx).length,
+      duplicates,
+      overlaps,
+      unaccepted,
+      storeFaults: o.store ? o.store.faults : 0,
+      maxRecoverMs: o.recoverMs ?? 0,
+      unsettled: this.unsettled.size,
+      notes: [o.notes, this.unsettled.size ? `${this.unsettled.size} events never accepted` : '', o.store && o.store.faults > 0 ? o.store.detail : ''].filter(Boolean).join('; ') || undefined,
+    };
+  }
+}
+
+// ---------------------------------------------------------------- store check
+
+export interface StoreCheck {
+  faults: number;
+  /** In flight (leased, pending) with the lease run out, while nothing is left to deliver. */
+  expiredLeases: number;
+  /** A lease on a delivery that is finished or held. */
+  leasedFinished: number;
+  /** Deliveries still pending or held after the drain. */
+  waiting: number;
+  /** Deliveries the store calls succeeded whose (route, key) the receiver never acknowledged. */
+  phantom: number;
+  detail: string;
+}
+
+/**
+ * Reads the store behind `env` directly (the SQLite file or the PostgreSQL schema) after a
+ * drain. With `rx`, also checks that each succeeded delivery to one of its routes was acknowledged.
+ * `expectWaiting`: deliveries allowed to be still waiting (subscriptions that are meant to fail).
+ */
+export async function checkStore(env: Env, rx?: RecordingReceiver, o: { expectWaiting?: number } = {}): Promise<StoreCheck> {
+  const store = await openStore({ databaseUrl: env.DATABASE_URL ?? null, databaseSchema: env.HERALD_DATABASE_SCHEMA ?? 'public', dataDir: env.HERALD_DATA_DIR! });
+  try {
+    const now = Date.now();
+    const rows = await store.db.all<{ status: string; leased: number | boolean; expired: number | boolean; n: number | string }>(
+      `SELECT status, lease_token IS NOT NULL AS leased, (next_attempt_at IS NOT NULL AND next_attempt_at <= $1) AS expired, COUNT(*) AS n
+       FROM deliveries GROUP BY status, lease_token IS NOT NULL, (next_attempt_at IS NOT NULL AND next_attempt_at <= $1)`,
+      [now],
+    );
+    let expiredLeases = 0, leasedFinished = 0, waiting = 0;
+    for (const r of rows) {
+      const n = Number(r.n);
+      const leased = Boolean(Number(r.leased));
+      if (r.status === 'pending' && leased && Boolean(Number(r.expired))) expiredLeases += n;
+      if (leased && r.status !== 'pending') leasedFinished += n;
+      if (r.status === 'pending' || r.status === 'held') waiting += n;
+    }
+    waiting = Math.max(0, waiting - (o.expectWaiting ?? 0));
+    let phantom = 0;
+    if (rx) {
+      const ok = await store.db.all<{ url: string; data: string }>(
+        `SELECT s.url, e.data, e.entity_id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id JOIN events e ON e.id = d.event_id
+         WHERE d.status = 'succeeded' AND s.url LIKE $1`,
+        [`${rx.base}/r/%`],
+      );
+      for (const r of ok as any[]) {
+        const route = /\/r\/([^/?]+)/.exec(r.url)?.[1] ?? '';
+        if (!rx.acked(route, r.entity_id)) phantom++;
+      }
+    }
+    const faults = expiredLeases + leasedFinished + waiting + phantom;
+    return { faults, expiredLeases, leasedFinished, waiting, phantom, detail: `store: ${expiredLeases} expired leases, ${leasedFinished} leases on finished, ${waiting} waiting, ${phantom} succeeded unacknowledged` };
+  } finally {
+    await store.close();
+  }
+}
+
+// ---------------------------------------------------------------- table
+
+const COLUMNS: [keyof ChaosResult, string][] = [
+  ['scenario', 'scenario'], ['events', 'events'], ['lost', 'lost'], ['duplicates', 'duplicates'], ['overlaps', 'overlaps'],
+  ['unaccepted', 'unaccepted'], ['storeFaults', 'store faults'], ['maxRecoverMs', 'max recover ms'], ['notes', 'notes'],
+];
+
+/** A Markdown table of the rows (it reads as plain text too). */
+export function formatTable(rows: ChaosResult[]): string {
+  const cells = rows.map((r) => COLUMNS.map(([k]) => String(r[k] ?? '')));
+  const head = COLUMNS.map(([, h]) => h);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => `| ${c.map((v, i) => (i === 0 || i === c.length - 1 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(head), `|${widths.map((w, i) => (i === 0 || i === widths.length - 1 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`, ...cells.map(line)].join('\n');
+}
