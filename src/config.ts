@@ -51,6 +51,16 @@ export interface Config {
   /** Dashboard and portal live streams open at once in this process. */
   streamMaxConnections: number;
   streamKeepAliveMs: number;
+  /** Largest request body; larger is a 413. */
+  maxBodyBytes: number;
+  /** Largest body of POST /admin/v1/events/batch. */
+  maxBatchBodyBytes: number;
+  /** Subscriptions (every dialect, herald listen sessions included) one tenant may have. */
+  maxSubscriptionsPerTenant: number;
+  /** Custom headers one subscription may carry (Paycor-style Headers). */
+  maxHeadersPerSubscription: number;
+  /** Filters (event types) one subscription may list. */
+  maxFiltersPerSubscription: number;
   /** Finished deliveries and their attempts older than this are pruned; events too, never before the events API's 30 days. 0: keep everything. */
   retentionMs: number;
   /** How often a pruning pass starts. */
@@ -93,6 +103,11 @@ export const SETTINGS = {
   HERALD_PORTAL_LINK_MAX_TTL_SECONDS: 'longest lifetime a portal link may be given (86400)',
   HERALD_STREAM_MAX_CONNECTIONS: 'dashboard and portal live streams (/admin/v1/stream, /portal/v1/stream) open at once per process (100)',
   HERALD_STREAM_KEEPALIVE_MS: 'how often an idle live stream gets a keep-alive comment (15000)',
+  HERALD_MAX_BODY_BYTES: 'largest request body Herald reads; a larger one is a 413 (1048576: 1 MB)',
+  HERALD_MAX_BATCH_BODY_BYTES: 'largest body of POST /admin/v1/events/batch; a larger one is a 413 (33554432: 32 MB)',
+  HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: 'subscriptions of every dialect (herald listen sessions included) one tenant may have; one more is a 409 (1000)',
+  HERALD_MAX_HEADERS_PER_SUBSCRIPTION: 'custom headers one subscription may carry (Paycor-style Headers); more is refused naming the field (20)',
+  HERALD_MAX_FILTERS_PER_SUBSCRIPTION: 'filters one subscription may list (native filters, Paycor-style Filters, Gusto-style subscription_types, herald listen events); more is refused naming the field (200)',
   HERALD_RETENTION_DAYS: 'finished deliveries and their attempts are pruned this many days after they finished, events when none of their deliveries is left and never before 30 days; fractions allowed, 0 keeps everything (30)',
   HERALD_RETENTION_INTERVAL_SECONDS: 'how often a pruning pass starts; fractions allowed (3600)',
   HERALD_RETENTION_BATCH: 'rows one pruning transaction looks at (1000)',
@@ -231,6 +246,11 @@ export function loadConfig(processEnv: Env = process.env): Config {
     ...portalLinkTtls(env),
     streamMaxConnections: num(env, 'HERALD_STREAM_MAX_CONNECTIONS', 100, 1, 10_000),
     streamKeepAliveMs: num(env, 'HERALD_STREAM_KEEPALIVE_MS', 15_000, 100, 600_000),
+    maxBodyBytes: num(env, 'HERALD_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    maxBatchBodyBytes: num(env, 'HERALD_MAX_BATCH_BODY_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    maxSubscriptionsPerTenant: num(env, 'HERALD_MAX_SUBSCRIPTIONS_PER_TENANT', 1000, 1, 1_000_000),
+    maxHeadersPerSubscription: num(env, 'HERALD_MAX_HEADERS_PER_SUBSCRIPTION', 20, 0, 1000),
+    maxFiltersPerSubscription: num(env, 'HERALD_MAX_FILTERS_PER_SUBSCRIPTION', 200, 1, 10_000),
     retentionMs: Math.round(num(env, 'HERALD_RETENTION_DAYS', 30, 0, 36_500, false) * 86_400_000),
     retentionIntervalMs: Math.round(num(env, 'HERALD_RETENTION_INTERVAL_SECONDS', 3600, 0.01, 86_400, false) * 1000),
     retentionBatch: num(env, 'HERALD_RETENTION_BATCH', 1000, 1, 100_000),

@@ -32,6 +32,8 @@ export type ErrorRenderer = (f: Failure, req: FastifyRequest) => unknown;
 export function errorHandler(render: ErrorRenderer) {
   return (err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const f = toFailure(err);
+    // The route's own limit (HERALD_MAX_BODY_BYTES, or the batch route's), rather than Fastify's words.
+    if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') f.message = `body must be at most ${req.routeOptions.bodyLimit} bytes`;
     if (f.status >= 500) req.log.error({ err }, 'request failed');
     if (f.status === 401) reply.header('www-authenticate', 'Bearer');
     return reply.status(f.status).send(render(f, req));

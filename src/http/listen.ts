@@ -11,6 +11,7 @@ import { errorHandler, nativeError } from './errors.ts';
 import { int, noContent, nullable, obj, route, str } from './schemas.ts';
 import type { Services } from './services.ts';
 import { objectBody, onlyKeys, optString, queryString, type Obj } from './validate.ts';
+import { checkFilterCount, withSubscriptionRoom } from './limits.ts';
 
 const FILTER_RE = /^(\*|[A-Za-z][A-Za-z0-9_]{0,63})\.(\*|[A-Za-z][A-Za-z0-9_]{0,63})$/;
 /** A comment line this often keeps proxies and the CLI from taking a quiet stream for a dead one. */
@@ -22,10 +23,10 @@ const SESSION_SCHEMA = str({ pattern: SESSION_RE, message: 'must be 1 to 64 lett
 
 const tenants = new WeakMap<FastifyRequest, Tenant>();
 
-function parseEvents(raw: string | undefined): string[] {
+function parseEvents(s: Services, raw: string | undefined): string[] {
   if (raw === undefined) return [];
   const list = raw.split(',').map((f) => f.trim()).filter((f) => f !== '');
-  if (list.length > 200) throw new ValidationError('events', 'must hold at most 200 event types');
+  checkFilterCount(s, list, 'events');
   list.forEach((f, i) => {
     if (!FILTER_RE.test(f)) throw new ValidationError(`events[${i}]`, 'must be Entity.Event (either side may be *)');
   });
@@ -57,11 +58,11 @@ export function listenRoutes(s: Services) {
     const existing = (await s.store.listSubscriptions(tenant.id, 'native')).find((x) => x.url === url);
     if (existing) return existing;
     // Paused until its stream is attached, so nothing is sent to a stream not there yet.
-    return s.store.createSubscription({
+    return withSubscriptionRoom(s, tenant.id, () => s.store.createSubscription({
       tenantId: tenant.id, dialect: 'native', url, description: `herald listen session ${session}`, filters,
       paused: true, enabled: true, status: 'active', secrets: [{ enc: s.box.seal(newStandardSecret()), expiresAt: null }],
       headers: {}, properties: {},
-    });
+    }));
   };
 
   const pause = (req: FastifyRequest, tenant: Tenant, id: SubscriptionId, url: string) => {
@@ -80,7 +81,7 @@ export function listenRoutes(s: Services) {
     if (!s.config.dispatch) throw new ConflictError('this Herald process does not deliver (HERALD_DISPATCH=off): connect herald listen to one that does');
     const q = (req.query ?? {}) as Obj;
     const session = parseSession(queryString(q, 'session'), 'session');
-    const filters = parseEvents(queryString(q, 'events'));
+    const filters = parseEvents(s, queryString(q, 'events'));
     if (filters.length) {
       const unknown = unknownFilters(filters, await s.store.listEventTypes());
       if (unknown.length) throw new UnprocessableError('events', `match no event in the catalog: ${unknown.join(', ')}`);

@@ -11,6 +11,7 @@ import { objectBody, queryInt, queryString, reqString, type Obj } from '../../ht
 import { hashToken, safeEqual } from '../../secrets.ts';
 import { gustoEvent, gustoEventType } from './envelope.ts';
 import { EVENT_TYPE_PATTERN, gustoSchemas } from './schemas.ts';
+import { checkFilterCount, withSubscriptionRoom } from '../../http/limits.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -53,6 +54,7 @@ export function gustoRoutes(s: Services) {
   const parseTypes = async (o: Obj): Promise<string[]> => {
     const v = o.subscription_types;
     if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) throw new UnprocessableError('subscription_types', 'must be a non-empty array of strings');
+    checkFilterCount(s, v, 'subscription_types');
     const entities = new Set((await s.store.listEventTypes()).map((t) => t.entity));
     const unknown = (v as string[]).filter((t) => !entities.has(t));
     if (unknown.length) throw new UnprocessableError('subscription_types', `unknown subscription types: ${unknown.join(', ')}`);
@@ -79,11 +81,11 @@ export function gustoRoutes(s: Services) {
       const types = await parseTypes(o);
       const token = randomUUID();
       // Written with its verification notice in one transaction: nothing is saved without it, nor sent without the subscription.
-      const sub = await s.store.createSubscription({
+      const sub = await withSubscriptionRoom(s, tenantOf(req).id, () => s.store.createSubscription({
         tenantId: tenantOf(req).id, dialect: 'gusto', url, description: '', filters: types.map((t) => `${t}.*`),
         paused: false, enabled: false, status: 'pending', secrets: [{ enc: s.box.seal(token), expiresAt: null }],
         headers: {}, properties: {},
-      }, NOTICES.verification);
+      }, NOTICES.verification));
       s.wake();
       return reply.status(201).send(subscriptionView(sub));
     });

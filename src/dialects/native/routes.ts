@@ -9,6 +9,7 @@ import type { Services } from '../../http/services.ts';
 import { objectBody, onlyKeys, optBool, optString, optStringArray, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
 import { attemptView, deliveryView, page } from '../../http/views.ts';
 import { FILTER_RE, nativeSchemas } from './schemas.ts';
+import { checkFilterCount, withSubscriptionRoom } from '../../http/limits.ts';
 import { newStandardSecret, rotateStandardSecret } from './rotate.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -52,7 +53,8 @@ export function nativeRoutes(s: Services) {
     onlyKeys(o, ['url', 'description', 'filters', 'paused']);
     const url = whole ? reqString(o, 'url', { max: 2000 }) : optString(o, 'url', { min: 1, max: 2000 });
     if (url !== undefined) await checkUrl(url);
-    const filters = optStringArray(o, 'filters', { maxItems: 200 });
+    checkFilterCount(s, o.filters, 'filters');
+    const filters = optStringArray(o, 'filters', { maxItems: s.config.maxFiltersPerSubscription });
     if (filters) await checkFilters(filters);
     const description = optString(o, 'description', { max: 1000 });
     const paused = optBool(o, 'paused');
@@ -67,11 +69,11 @@ export function nativeRoutes(s: Services) {
     app.post('/endpoints', { schema: nativeSchemas.createEndpoint }, async (req, reply) => {
       const c = await parseChange(req.body, true);
       const secret = newStandardSecret();
-      const sub = await s.store.createSubscription({
+      const sub = await withSubscriptionRoom(s, tenantOf(req).id, () => s.store.createSubscription({
         tenantId: tenantOf(req).id, dialect: 'native', url: c.url!, description: c.description!, filters: c.filters!,
         paused: c.paused!, enabled: true, status: 'active', secrets: [{ enc: s.box.seal(secret), expiresAt: null }],
         headers: {}, properties: {},
-      });
+      }));
       return reply.status(201).send({ ...endpointView(sub), secret });
     });
 

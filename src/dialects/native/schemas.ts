@@ -21,7 +21,7 @@ const url = str({ min: 1, max: 2000, format: 'uri', description: 'an absolute ht
 const fields = {
   description: nullable(str({ max: 1000 })),
   filters: nullable(arr(str({ min: 1, max: 200, pattern: FILTER_RE, message: 'must be Entity.Event (either side may be *)' }), {
-    max: 200, description: 'Entity.Event names from the catalog, either side may be *; none: every event',
+    description: 'Entity.Event names from the catalog, either side may be *; none: every event; at most HERALD_MAX_FILTERS_PER_SUBSCRIPTION (200 unless set)',
   })),
   paused: nullable(bool()),
 };

@@ -11,6 +11,7 @@ import { hashToken, safeEqual } from '../../secrets.ts';
 import { asciiJson, paycorId, paycorNotification, paycorSignature } from './envelope.ts';
 import { ASCII_SECRET, HEADER_NAME, paycorSchemas } from './schemas.ts';
 import { TokenIssuer } from './token.ts';
+import { checkFilterCount, checkHeaderCount, withSubscriptionRoom } from '../../http/limits.ts';
 
 const KEY_HEADER = 'ocp-apim-subscription-key';
 const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error' };
@@ -30,7 +31,8 @@ export const paycorError: ErrorRenderer = (f, req) => {
 
 const paycorErrors = (req: FastifyRequest, reply: FastifyReply, err: unknown) => {
   const handle = errorHandler(paycorError);
-  return handle(err, req, reply);
+  // A 422 from shared code (a limit, say) is a 400 here in its status too, not only in its Title.
+  return handle(err instanceof ValidationError && err.status === 422 ? new PaycorValidation(err.field, err.message) : err, req, reply);
 };
 
 /** A 422 is rendered as 400 in this dialect; the status travels with the error. */
@@ -63,8 +65,8 @@ export function normaliseFilters(names: string[], catalog: EventType[]): string[
   return [...new Set(names.map((n) => (n.includes('.') ? n : `*.${n}`)))];
 }
 
-function customHeaders(o: Obj): Record<string, string> | undefined {
-  const h = optStringMap(o, 'Headers', { maxEntries: 20, keyPattern: HEADER_NAME });
+function customHeaders(o: Obj, max: number): Record<string, string> | undefined {
+  const h = optStringMap(o, 'Headers', { maxEntries: max, keyPattern: HEADER_NAME });
   if (!h) return undefined;
   for (const k of Object.keys(h)) {
     if (RESERVED_HEADERS.has(k.toLowerCase()) || k.toLowerCase().startsWith('webhook-')) throw new PaycorValidation(`Headers.${k}`, 'is set by Herald and cannot be changed');
@@ -124,14 +126,16 @@ export function paycorRoutes(s: Services) {
     const url = reqString(o, 'WebHookUri', { max: 2000 });
     await checkUri('WebHookUri', url);
     const secret = optString(o, 'Secret', { min: 32, max: 64, pattern: ASCII_SECRET, patternMessage: 'must be printable ASCII characters' });
-    const filters = normaliseFilters(optStringArray(o, 'Filters', { maxItems: 200 }) ?? [], await s.store.listEventTypes());
+    checkFilterCount(s, o.Filters, 'Filters');
+    checkHeaderCount(s, o.Headers, 'Headers');
+    const filters = normaliseFilters(optStringArray(o, 'Filters', { maxItems: s.config.maxFiltersPerSubscription }) ?? [], await s.store.listEventTypes());
     return {
       url,
       secret,
       filters,
       description: optString(o, 'Description', { max: 1000 }) ?? '',
       paused: optBool(o, 'IsPaused'),
-      headers: customHeaders(o) ?? {},
+      headers: customHeaders(o, s.config.maxHeadersPerSubscription) ?? {},
       properties: optStringMap(o, 'Properties', { maxEntries: 50 }) ?? {},
     };
   };
@@ -200,12 +204,12 @@ export function paycorRoutes(s: Services) {
     app.post('/eventsubscriptions/user/registrations', { schema: paycorSchemas.createRegistration }, async (req, reply) => {
       const r = await parseRegistration(canonicalFields(req.body, REGISTRATION_FIELDS));
       const secret = r.secret ?? randomUUID();
-      const sub = await s.store.createSubscription({
+      const sub = await withSubscriptionRoom(s, tenants.get(req)!.id, () => s.store.createSubscription({
         tenantId: tenants.get(req)!.id, dialect: 'paycor', url: r.url, description: r.description, filters: r.filters,
         // The seed: IsPaused "is defaulted to true".
         paused: r.paused ?? true, enabled: true, status: 'active',
         secrets: [{ enc: s.box.seal(secret), expiresAt: null }], headers: r.headers, properties: r.properties,
-      });
+      }));
       return reply.status(201).send({ ...registrationView(sub), Secret: secret });
     });
 

@@ -26,8 +26,8 @@ const registrationBody = (put: boolean) => obj({
   Secret: nullable(asciiSecret(32, 64, put ? 'a new signing secret; left out: the current one is kept' : 'the signing secret; left out: Herald makes a GUID and answers it once')),
   Description: nullable(str({ max: 1000 })),
   IsPaused: nullable(bool(put ? 'left out: unchanged' : 'left out: true, as the seed says')),
-  Filters: nullable(arr(str({ min: 1, max: 200 }), { max: 200, description: 'event names (`Add`) or Entity.Event names from the catalog; `*` or none: every event' })),
-  Headers: nullable(stringMap({ maxEntries: 20, keyPattern: HEADER_NAME, description: 'custom headers (not Host, Content-Type, User-Agent, webhook-* and the like)' })),
+  Filters: nullable(arr(str({ min: 1, max: 200 }), { description: 'event names (`Add`) or Entity.Event names from the catalog; `*` or none: every event; at most HERALD_MAX_FILTERS_PER_SUBSCRIPTION (200 unless set)' })),
+  Headers: nullable(stringMap({ maxEntries: 1000, keyPattern: HEADER_NAME, description: 'custom headers (not Host, Content-Type, User-Agent, webhook-* and the like); at most HERALD_MAX_HEADERS_PER_SUBSCRIPTION (20 unless set)' })),
   Properties: nullable(stringMap({ maxEntries: 50 })),
 }, { open: true, required: ['WebHookUri'], description: 'Field names bind in any letter case; unknown fields are ignored' });
 
