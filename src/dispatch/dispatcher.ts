@@ -133,7 +133,9 @@ export class Dispatcher {
         // Cannot claim: back off and try again; nothing is lost, the deliveries stay due.
         backoff = Math.min(backoff ? backoff * 2 : 100, 5000);
         this.o.log.error({ err }, 'claiming due deliveries failed; retrying in %d ms', backoff);
-        await sleep(backoff);
+        // Wakeable: a publish that succeeds says the store is back, and a stop need not sit out the backoff.
+        await this.wait(backoff);
+        this.woken = false;
         continue;
       }
       const leaseEnd = Date.now() + this.o.leaseMs;

@@ -44,3 +44,22 @@ export class ConflictError extends Error {
     this.name = 'ConflictError';
   }
 }
+
+/**
+ * The store cannot take the request for now: the database is unreachable or refused the
+ * connection, or the disk is full. Nothing was written (or, for a write whose commit was cut
+ * off, it may have been: a publish retried with its idempotency key is not stored twice).
+ * Trying again later may work, so callers are told when.
+ */
+export class StoreUnavailableError extends Error {
+  /** `full`: out of disk space; `unreachable`: anything else that should pass by itself. */
+  readonly reason: 'unreachable' | 'full';
+  constructor(reason: 'unreachable' | 'full', message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'StoreUnavailableError';
+    this.reason = reason;
+  }
+}
+
+/** The Retry-After, in seconds, of an answer refused because the store is unavailable. */
+export const STORE_RETRY_AFTER_SECONDS = 5;

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { AuthError, ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { AuthError, ConflictError, NotFoundError, STORE_RETRY_AFTER_SECONDS, StoreUnavailableError, ValidationError } from '../domain/errors.ts';
 
 /** A failure as every dialect sees it before rendering it in its own shape. */
 export interface Failure {
@@ -7,6 +7,8 @@ export interface Failure {
   code: string;
   message: string;
   field?: string;
+  /** Seconds a client should wait before trying again (a Retry-After header). */
+  retryAfterSeconds?: number;
 }
 
 /**
@@ -18,6 +20,13 @@ export function toFailure(err: unknown): Failure {
   if (err instanceof NotFoundError) return { status: 404, code: 'not_found', message: err.message };
   if (err instanceof AuthError) return { status: 401, code: 'unauthorized', message: err.field ? `${err.field} ${err.message}` : err.message, ...(err.field ? { field: err.field } : {}) };
   if (err instanceof ConflictError) return { status: 409, code: 'conflict', message: err.message };
+  // The store is down or full: nothing was stored, and the same request later may succeed.
+  // A full disk is 507, so that an operator sees it is space that is missing, not a server.
+  if (err instanceof StoreUnavailableError) {
+    return err.reason === 'full'
+      ? { status: 507, code: 'insufficient_storage', message: `${err.message}; try again later`, retryAfterSeconds: STORE_RETRY_AFTER_SECONDS }
+      : { status: 503, code: 'store_unavailable', message: `${err.message}; try again later`, retryAfterSeconds: STORE_RETRY_AFTER_SECONDS };
+  }
   const fe = err as FastifyError;
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     const message = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fe instanceof SyntaxError ? 'body is not valid JSON' : fe.message;
@@ -36,6 +45,7 @@ export function errorHandler(render: ErrorRenderer) {
     if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') f.message = `body must be at most ${req.routeOptions.bodyLimit} bytes`;
     if (f.status >= 500) req.log.error({ err }, 'request failed');
     if (f.status === 401) reply.header('www-authenticate', 'Bearer');
+    if (f.retryAfterSeconds !== undefined) reply.header('retry-after', String(f.retryAfterSeconds));
     return reply.status(f.status).send(render(f, req));
   };
 }

@@ -191,6 +191,8 @@ export function errorResponses(dialect: Dialect): Record<string, JsonSchema> {
       : dialect === 'paycor'
         ? 'Refused: 401 without a valid key or token, 404 for what does not exist or is not yours, 400 naming the field at fault'
         : 'Refused: 401 without a valid token, 404 for what does not exist or is not yours, 400 or 422 naming the field at fault'),
+    503: as('The store cannot be reached (the database is down or restarting): nothing was done; Retry-After says when to try again'),
+    507: as('The disk holding the store is full: nothing was stored; Retry-After says when to try again'),
   };
 }
 

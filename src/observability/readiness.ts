@@ -35,6 +35,9 @@ export async function readiness(db: Db, onError: (err: unknown) => void = () => 
   } finally {
     t.cancel();
   }
+  // SQLite on a full disk still answers reads: readiness must not be one of them alone.
+  const refused = db.writesRefused?.();
+  if (refused) return { status: 'not_ready', store, reason: `writes are refused: ${refused.message}` };
   const { applied, known } = state;
   const missing = known.filter((v) => !applied.includes(v));
   const unknown = applied.filter((v) => !known.includes(v));

@@ -22,6 +22,11 @@ export interface Db {
    * synchronous_commit off. SQLite: itself.
    */
   readonly relaxed: Db;
+  /**
+   * Why writes are refused though reads still work (SQLite on a full disk), until a write
+   * succeeds again; null when they are not. Absent on an engine whose every query fails then.
+   */
+  writesRefused?(): Error | null;
   close(): Promise<void>;
 }
 

@@ -34,8 +34,11 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
   } finally {
     await setup.end();
   }
-  const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 10, options: `-c search_path="${schema}"` });
-  const relaxed = new pg.Pool({ connectionString: o.databaseUrl, max: 4, options: `-c search_path="${schema}" -c synchronous_commit=off` });
+  // A server that does not answer (a dead host, a full pool) fails the request within a bound, as
+  // 503, rather than holding it; keep-alive finds connections that died without a word.
+  const common = { connectionString: o.databaseUrl, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true };
+  const pool = new pg.Pool({ ...common, max: 10, options: `-c search_path="${schema}"` });
+  const relaxed = new pg.Pool({ ...common, max: 4, options: `-c search_path="${schema}" -c synchronous_commit=off` });
   // An idle client's error is answered by the next query's own.
   pool.on('error', () => undefined);
   relaxed.on('error', () => undefined);
@@ -44,22 +47,47 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
   let closed = false;
 
   const listen = async (wake: () => void): Promise<void> => {
-    const connect = async (): Promise<void> => {
+    // The poll covers the gap while the server is away; LISTEN is tried again, backing off, until
+    // it is back (every try, not only the first after the loss: a restart takes several seconds).
+    let retryMs = 0;
+    const connect = async (first: boolean): Promise<void> => {
       if (closed) return;
-      const c = new pg.Client({ connectionString: o.databaseUrl! });
-      c.on('notification', () => wake());
-      c.on('error', (err) => {
-        o.onListenError?.(err);
-        c.end().catch(() => undefined);
+      const c = new pg.Client({ connectionString: o.databaseUrl!, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true });
+      let lost = false;
+      const onLost = (err: Error) => {
+        if (lost || closed) return;
+        lost = true;
         if (listener === c) listener = null;
-        // The poll covers the gap; try to listen again shortly.
-        setTimeout(() => { connect().catch((e) => o.onListenError?.(e)); }, 1000).unref();
-      });
-      await c.connect();
-      await c.query(`LISTEN "${channel}"`);
+        c.end().catch(() => undefined);
+        o.onListenError?.(err);
+        retryMs = Math.min(retryMs ? retryMs * 2 : 250, 5000);
+        setTimeout(() => { void connect(false); }, retryMs).unref();
+      };
+      c.on('notification', () => wake());
+      c.on('error', onLost);
+      c.on('end', () => onLost(new Error('the LISTEN connection ended')));
+      try {
+        await c.connect();
+        await c.query(`LISTEN "${channel}"`);
+      } catch (err) {
+        if (first) {
+          lost = true;
+          await c.end().catch(() => undefined);
+          throw err;
+        }
+        onLost(err as Error);
+        return;
+      }
+      if (closed) {
+        await c.end().catch(() => undefined);
+        return;
+      }
       listener = c;
+      retryMs = 0;
+      // What other processes made due while nobody listened was announced to no one.
+      if (!first) wake();
     };
-    await connect();
+    await connect(true);
   };
 
   const db = new PostgresDb(pool, undefined, relaxed);
@@ -72,5 +100,8 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
   };
   return store;
 }
+
+/** How long a connection to PostgreSQL (or a free one from the pool) may take before the request fails. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,47}$/;

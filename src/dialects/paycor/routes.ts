@@ -14,7 +14,7 @@ import { TokenIssuer } from './token.ts';
 import { checkFilterCount, checkHeaderCount, withSubscriptionRoom } from '../../http/limits.ts';
 
 const KEY_HEADER = 'ocp-apim-subscription-key';
-const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error' };
+const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable', 507: 'Insufficient Storage' };
 /** Headers a registration may not set: they would break the request or impersonate Herald's own. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'user-agent']);
 
@@ -152,7 +152,8 @@ export function paycorRoutes(s: Services) {
         const base = paycorError({ status, code: error, message: description, field }, req) as Obj;
         return reply.status(status).send({ error, error_description: description, ...base });
       };
-      const tenant = await subscriptionKeyTenant(req).catch((e: Error) => e);
+      // Only a refused key is an OAuth error; a store that cannot answer is a 503 like anywhere else.
+      const tenant = await subscriptionKeyTenant(req).catch((e: unknown) => { if (e instanceof AuthError) return e; throw e; });
       if (tenant instanceof Error) return oauth(401, 'invalid_client', `Ocp-Apim-Subscription-Key ${tenant.message}`, 'Ocp-Apim-Subscription-Key');
       const o = (req.body && typeof req.body === 'object' ? req.body : {}) as Obj;
       let clientId = typeof o.client_id === 'string' ? o.client_id : undefined;

@@ -1,5 +1,7 @@
 import pg from 'pg';
 import type { Db, Param } from '../db.ts';
+import { StoreUnavailableError } from '../../domain/errors.ts';
+import { pgUnavailable } from '../unavailable.ts';
 
 // Herald keeps times as epoch milliseconds in BIGINT columns; read them back as numbers.
 pg.types.setTypeParser(20, (v: string) => Number(v));
@@ -9,6 +11,16 @@ type Queryable = pg.Pool | pg.PoolClient;
 function bind(params: Param[] | undefined): unknown[] {
   return params ?? [];
 }
+
+/** A server down, restarting or out of disk leaves as a StoreUnavailableError; anything else as it came. */
+function classified(err: unknown): unknown {
+  return pgUnavailable(err) ?? err;
+}
+
+// A client checked out for a transaction has no error listener of the pool's: a server that
+// dies meanwhile would emit an 'error' nobody hears, which ends the process. The transaction's
+// own query fails with the same error, so this listener need only be there.
+const ignore = (): void => undefined;
 
 export class PostgresDb implements Db {
   readonly engine = 'postgres' as const;
@@ -30,32 +42,55 @@ export class PostgresDb implements Db {
   }
 
   async all<T>(sql: string, params?: Param[]): Promise<T[]> {
-    const r = await this.conn.query({ text: sql, values: bind(params) });
-    return r.rows as T[];
+    try {
+      const r = await this.conn.query({ text: sql, values: bind(params) });
+      return r.rows as T[];
+    } catch (err) {
+      throw classified(err);
+    }
   }
 
   async run(sql: string, params?: Param[]): Promise<number> {
-    const r = await this.conn.query({ text: sql, values: bind(params) });
-    return r.rowCount ?? 0;
+    try {
+      const r = await this.conn.query({ text: sql, values: bind(params) });
+      return r.rowCount ?? 0;
+    } catch (err) {
+      throw classified(err);
+    }
   }
 
   async exec(sql: string): Promise<void> {
-    await this.conn.query(sql);
+    try {
+      await this.conn.query(sql);
+    } catch (err) {
+      throw classified(err);
+    }
   }
 
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     if (this.conn !== this.pool) return fn(this);
-    const client = await this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw classified(err);
+    }
+    client.on('error', ignore);
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const out = await fn(new PostgresDb(this.pool, client));
       await client.query('COMMIT');
       return out;
     } catch (err) {
+      const c = classified(err);
+      // A client whose connection failed goes, rather than back to the pool for the next caller to meet.
+      if (c instanceof StoreUnavailableError) broken = c;
       await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
+      throw c;
     } finally {
-      client.release();
+      client.removeListener('error', ignore);
+      client.release(broken);
     }
   }
 

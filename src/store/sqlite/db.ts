@@ -1,5 +1,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Db, Param } from '../db.ts';
+import type { StoreUnavailableError } from '../../domain/errors.ts';
+import { sqliteUnavailable } from '../unavailable.ts';
 
 /**
  * node:sqlite is synchronous, but Herald's store code awaits between statements, so
@@ -13,6 +15,8 @@ export class SqliteDb implements Db {
   private readonly statements = new Map<string, StatementSync>();
   private queue: Promise<unknown> = Promise.resolve();
   private readonly inTx: Db;
+  /** The last write refused for a full disk, until a write changes rows again (see writesRefused). */
+  private full: StoreUnavailableError | null = null;
 
   constructor(path: string) {
     this.db = new DatabaseSync(path);
@@ -29,7 +33,7 @@ export class SqliteDb implements Db {
       engine: 'sqlite',
       all: async <T>(sql: string, params?: Param[]) => self.allNow<T>(sql, params),
       run: async (sql: string, params?: Param[]) => self.runNow(sql, params),
-      exec: async (sql: string) => { self.db.exec(sql); },
+      exec: async (sql: string) => { self.execNow(sql); },
       tx: (fn) => fn(self.inTx),
       inList: self.inList,
       list: self.list,
@@ -51,12 +55,44 @@ export class SqliteDb implements Db {
     return (params ?? []).map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : Array.isArray(p) ? JSON.stringify(p) : p));
   }
 
+  // A full disk or an I/O error leaves as a StoreUnavailableError, whichever statement met it.
+  private classify(err: unknown): unknown {
+    const u = sqliteUnavailable(err);
+    if (u?.reason === 'full') this.full = u;
+    return u ?? err;
+  }
+
   private allNow<T>(sql: string, params?: Param[]): T[] {
-    return this.prepare(sql).all(...this.bind(params)) as T[];
+    try {
+      return this.prepare(sql).all(...this.bind(params)) as T[];
+    } catch (err) {
+      throw this.classify(err);
+    }
   }
 
   private runNow(sql: string, params?: Param[]): number {
-    return Number(this.prepare(sql).run(...this.bind(params)).changes);
+    try {
+      return Number(this.prepare(sql).run(...this.bind(params)).changes);
+    } catch (err) {
+      throw this.classify(err);
+    }
+  }
+
+  private execNow(sql: string): void {
+    try {
+      this.db.exec(sql);
+    } catch (err) {
+      throw this.classify(err);
+    }
+  }
+
+  /** Rows changed by this connection so far; read only while writes are refused. */
+  private totalChanges(): number {
+    return Number((this.prepare('SELECT total_changes() AS n').get() as { n: number }).n);
+  }
+
+  writesRefused(): Error | null {
+    return this.full;
   }
 
   private serial<T>(fn: () => Promise<T> | T): Promise<T> {
@@ -70,22 +106,37 @@ export class SqliteDb implements Db {
   }
 
   run(sql: string, params?: Param[]): Promise<number> {
-    return this.serial(() => this.runNow(sql, params));
+    return this.serial(() => {
+      const n = this.runNow(sql, params);
+      if (n > 0) this.full = null;
+      return n;
+    });
   }
 
   exec(sql: string): Promise<void> {
-    return this.serial(() => { this.db.exec(sql); });
+    return this.serial(() => { this.execNow(sql); });
   }
 
   tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     return this.serial(async () => {
-      this.db.exec('BEGIN IMMEDIATE');
+      // A transaction still open here is one whose ROLLBACK failed below: give it up first.
+      if (this.db.isTransaction) this.execNow('ROLLBACK');
+      this.execNow('BEGIN IMMEDIATE');
+      // A transaction that writes nothing commits even on a full disk: only one that changed rows says space is back.
+      const before = this.full ? this.totalChanges() : 0;
       try {
         const out = await fn(this.inTx);
-        this.db.exec('COMMIT');
+        this.execNow('COMMIT');
+        if (this.full && this.totalChanges() > before) this.full = null;
         return out;
       } catch (err) {
-        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        // A COMMIT refused for a full disk leaves the transaction open: roll it back, and let
+        // the first error be the one the caller hears of.
+        if (this.db.isTransaction) {
+          try {
+            this.db.exec('ROLLBACK');
+          } catch { /* tried again before the next transaction begins */ }
+        }
         throw err;
       }
     });
