@@ -36,8 +36,8 @@ export interface Poster {
 
 /**
  * POSTs deliveries through one keep-alive undici Pool per origin. Redirects are not
- * followed. An attempt is bounded by undici's own timers: the answer's headers must come
- * within the timeout, and then no gap in its body may exceed it.
+ * followed. The answer's headers must come within the timeout, no gap in its body may exceed
+ * it, and the whole attempt must end within twice the timeout.
  */
 export class Sender implements Poster {
   private readonly pools = new Map<string, Pool>();
@@ -89,7 +89,9 @@ export class Sender implements Poster {
         path: u.pathname + u.search,
         headers,
         body,
-        // No per-request timer: undici's headers and body timeouts bound the attempt.
+        // undici's timers bound each wait, not the whole: an answer trickled a byte at a time never
+        // trips them. The attempt as a whole gets twice the timeout, the bound the lease is sized by.
+        signal: AbortSignal.timeout(2 * this.timeoutMs),
       });
       const kept: Buffer[] = [];
       let keptBytes = 0;
