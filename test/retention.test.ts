@@ -10,6 +10,7 @@ import { DAY_MS } from '../src/domain/retention.ts';
 import { Pruner } from '../src/dispatch/pruner.ts';
 import { makeLogger } from '../src/herald.ts';
 import { insertMany, type Db, type Param } from '../src/store/db.ts';
+import { PRUNE_LOCK_KEY } from '../src/store/queries/retention.ts';
 import { engines } from './helpers/pg.ts';
 import { startHerald, type TestHerald } from './helpers/herald.ts';
 import { eventually, Receiver } from './helpers/receiver.ts';
@@ -173,7 +174,7 @@ for (const engine of engines()) {
         const isLocked = new Promise<void>((r) => { locked = r; });
         // Another process's pruning batch, held open.
         const other = db.tx(async (t) => {
-          await t.all("SELECT pg_advisory_xact_lock(hashtext('herald_retention'))");
+          await t.all(`SELECT pg_advisory_xact_lock(${PRUNE_LOCK_KEY})`);
           locked();
           await new Promise<void>((r) => { release = r; });
         });

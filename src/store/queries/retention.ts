@@ -40,6 +40,9 @@ const DELIVERY_GONE = `status IN (${FINISHED}) AND updated_at < $2 AND (lease_to
 /** An event may go once it is old enough and none of its deliveries is left. */
 const EVENT_GONE = 'created_at < $2 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)';
 
+/** The advisory lock's key: one per schema, so Heralds in other schemas of the database do not wait for each other. */
+export const PRUNE_LOCK_KEY = "hashtext('herald_retention:' || current_schema())";
+
 /**
  * On PostgreSQL only one process prunes at a time: a transaction-level advisory lock,
  * tried and never waited for, so a second process steps aside at once and no lock outlives
@@ -47,7 +50,7 @@ const EVENT_GONE = 'created_at < $2 AND NOT EXISTS (SELECT 1 FROM deliveries d W
  */
 async function takeTurn(t: Db): Promise<boolean> {
   if (t.engine !== 'postgres') return true;
-  const rows = await t.all<{ ok: boolean }>("SELECT pg_try_advisory_xact_lock(hashtext('herald_retention')) AS ok");
+  const rows = await t.all<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK_KEY}) AS ok`);
   return Boolean(rows[0]?.ok);
 }
 
