@@ -1,12 +1,13 @@
 // Retention, measured (not part of npm test):
 //   npx node bench/retention.ts [--deliveries 1000000] [--engine sqlite,postgres] [--throughput 20000]
-//     [--batch 1000] [--pause-ms 100] [--rounds 3]
+//     [--batch 1000] [--pause-ms 100] [--rounds 3] [--vacuum]
 // For each engine: writes `deliveries` finished deliveries (one attempt each, four deliveries an
 // event, a thousandth of them held) dated 40 days back, as Herald would have made them then;
 // measures delivery throughput from a Herald process on that store without pruning and with its
 // pruner working through the backlog; prunes it all with Herald's pruner (batch times); and then
 // writes and prunes the same again (`rounds` in all), to show the space freed is reused rather
-// than added to.
+// than added to. --vacuum: at the end, what a one-off VACUUM of the SQLite file (Herald stopped)
+// takes and gives back.
 // Sizes: the SQLite file (after a WAL checkpoint) and its free pages; PostgreSQL's
 // pg_total_relation_size of the three tables (after a plain VACUUM, which autovacuum would do).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '1000' },
     'pause-ms': { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
+    vacuum: { type: 'boolean', default: false },
   },
 });
 const N = Number(args.deliveries);
@@ -257,7 +259,14 @@ for (const engine of args.engine.split(',') as ('sqlite' | 'postgres')[]) {
         await store.db.exec('VACUUM events, deliveries, attempts');
         out(`round ${round}, after VACUUM (what autovacuum does by itself): ${(await sizes(store, dir)).text}`);
       }
-      if (round >= Number(args.rounds)) break;
+      if (round >= Number(args.rounds)) {
+        if (engine === 'sqlite' && args.vacuum) {
+          const t = performance.now();
+          await store.db.exec('VACUUM');
+          out(`a one-off VACUUM took ${((performance.now() - t) / 1000).toFixed(1)} s: ${(await sizes(store, dir)).text}`);
+        }
+        break;
+      }
       await seedOld(store, subs, N);
       const s2 = await sizes(store, dir);
       out(`round ${round + 1}, after writing ${N.toLocaleString('en-US')} more: ${s2.text}: ${mb(s2.bytes - s1.bytes)} more than after pruning, where the first ${N.toLocaleString('en-US')} took ${mb(s0.bytes)}`);

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../src/config.ts';
 import { DAY_MS } from '../src/domain/retention.ts';
 import { Pruner } from '../src/dispatch/pruner.ts';
 import { makeLogger } from '../src/herald.ts';
@@ -67,6 +68,17 @@ async function writeOld(db: Db, tenantId: string, subscriptionId: string, rows: 
 
 const count = async (db: Db, table: string) => Number((await db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`))[0]!.n);
 const exists = async (db: Db, table: string, id: string | null) => id !== null && (await db.all(`SELECT 1 FROM ${table} WHERE id = $1`, [id])).length > 0;
+
+test('settings: 30 days by default, fractions allowed, 0 turns pruning off, a negative or malformed value names its setting', () => {
+  const base = { HERALD_ADMIN_TOKEN: 'x', HERALD_SECRET_KEY: '11'.repeat(32) };
+  const c = loadConfig(base);
+  assert.deepEqual([c.retentionMs, c.retentionIntervalMs, c.retentionBatch, c.retentionPauseMs], [30 * DAY_MS, 3_600_000, 1000, 100]);
+  assert.equal(loadConfig({ ...base, HERALD_RETENTION_DAYS: '0.5' }).retentionMs, DAY_MS / 2);
+  assert.equal(loadConfig({ ...base, HERALD_RETENTION_DAYS: '0' }).retentionMs, 0);
+  assert.throws(() => loadConfig({ ...base, HERALD_RETENTION_DAYS: '-1' }), /HERALD_RETENTION_DAYS/);
+  assert.throws(() => loadConfig({ ...base, HERALD_RETENTION_BATCH: '0' }), /HERALD_RETENTION_BATCH/);
+  assert.throws(() => loadConfig({ ...base, HERALD_RETENTION_INTERVAL_SECONDS: 'soon' }), /HERALD_RETENTION_INTERVAL_SECONDS/);
+});
 
 for (const engine of engines()) {
   describe(`retention on ${engine}`, () => {
