@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
+import { systemClock, type Clock } from './domain/clock.ts';
 import { envelopes } from './dialects/index.ts';
 import { DEFAULT_CATALOG } from './domain/eventTypes.ts';
 import type { EventId, SubscriptionId } from './domain/ids.ts';
@@ -41,15 +42,18 @@ export class Herald {
   /** Prunes records older than HERALD_RETENTION_DAYS in the background. */
   pruner: Pruner | null = null;
   url = '';
+  /** What decides when deliveries are due; tests pass a clock they can step. */
+  readonly clock: Clock;
 
-  constructor(config: Config, log?: Logger) {
+  constructor(config: Config, log?: Logger, opts: { clock?: Clock } = {}) {
     this.config = config;
     this.log = log ?? makeLogger(config.logLevel);
+    this.clock = opts.clock ?? systemClock;
   }
 
   async start(): Promise<void> {
     const c = this.config;
-    this.store = await openStore({ ...storeOptions(c), onListenError: (err) => this.log.warn({ err }, 'LISTEN connection lost; polling until it is back') });
+    this.store = await openStore({ ...storeOptions(c), clock: this.clock, onListenError: (err) => this.log.warn({ err }, 'LISTEN connection lost; polling until it is back') });
     const applied = await this.store.migrate();
     if (applied.length) this.log.info({ applied }, 'applied migrations');
     await this.store.seedEventTypes(DEFAULT_CATALOG);
@@ -58,7 +62,7 @@ export class Herald {
       instrumentStore(this.store, m);
       const db = this.store.db;
       m.watch({
-        queueDepth: () => queueDepth(db, Date.now(), c.leaseMs),
+        queueDepth: () => queueDepth(db, this.clock.now(), c.leaseMs),
         onSourceError: (what, err) => this.log.warn({ err }, 'reading the %s for /metrics failed', what),
       });
     }
@@ -90,7 +94,7 @@ export class Herald {
       leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs, claimBatch: c.claimBatch,
       maxInFlight: c.maxInFlight, maxInFlightPerEndpoint: c.maxInFlightPerEndpoint, userAgent: `Herald/${VERSION}`,
       worker: `${hostname()}:${process.pid}`, attemptBoundMs: 2 * c.requestTimeoutMs,
-      observer: this.metrics ?? undefined,
+      observer: this.metrics ?? undefined, clock: this.clock,
     });
     this.metrics?.watch({ inFlight: () => this.dispatcher.inFlightCount });
     if (c.dispatch) await this.store.listen(this.dispatcher.wake);

@@ -6,6 +6,7 @@ import type { Dialect } from '../domain/states.ts';
 import type { SecretBox } from '../secrets.ts';
 import type { ClaimRoom, Store } from '../store/store.ts';
 import type { Poster, SendResult } from './sender.ts';
+import { systemClock, type Clock } from '../domain/clock.ts';
 import { recordedHeaders } from './requestHeaders.ts';
 import { logAttempt, type AttemptReport, type DeliveryObserver } from './observer.ts';
 
@@ -28,6 +29,8 @@ export interface DispatcherOptions {
   attemptBoundMs: number;
   /** Told of every attempt (the metrics); none when metrics are off. */
   observer?: DeliveryObserver;
+  /** What due times, leases and signing timestamps are read on; the store must share it. */
+  clock?: Clock;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -71,9 +74,18 @@ export class Dispatcher {
   private readonly queueLimit: number;
   /** When each claim's lease runs out. */
   private readonly leaseEnds = new WeakMap<ClaimedDelivery, number>();
+  /**
+   * The claims this process holds until their outcome is recorded, by delivery. A clock
+   * stepped forward past the lease makes them look due again, and this process would claim
+   * them a second time while they are still being sent.
+   */
+  private readonly held = new Map<string, ClaimedDelivery>();
+
+  private readonly clock: Clock;
 
   constructor(o: DispatcherOptions) {
     this.o = o;
+    this.clock = o.clock ?? systemClock;
     this.queueLimit = o.maxInFlightPerEndpoint;
   }
 
@@ -102,7 +114,7 @@ export class Dispatcher {
     await this.loopDone;
     const waiting = [...this.waiting.values()].flat();
     this.waiting.clear();
-    await Promise.all(waiting.map((c) => this.giveBack(c, Date.now())));
+    await Promise.all(waiting.map((c) => this.giveBack(c, this.clock.now())));
     if (this.inFlight.size > 0) await Promise.race([Promise.all(this.inFlight), sleep(graceMs)]);
   }
 
@@ -138,8 +150,16 @@ export class Dispatcher {
         this.woken = false;
         continue;
       }
-      const leaseEnd = Date.now() + this.o.leaseMs;
+      const leaseEnd = this.clock.now() + this.o.leaseMs;
       for (const c of claims) {
+        const mine = this.held.get(c.delivery.id);
+        if (mine) {
+          // Already ours: the attempt under way takes the new lease rather than a second send.
+          mine.leaseToken = c.leaseToken;
+          this.leaseEnds.set(mine, leaseEnd);
+          continue;
+        }
+        this.held.set(c.delivery.id, c);
         this.leaseEnds.set(c, leaseEnd);
         this.admit(c);
       }
@@ -153,7 +173,7 @@ export class Dispatcher {
     if (![...this.room().bySubscription.values()].some((n) => n <= 0)) {
       try {
         const next = await this.o.store.nextDueAt();
-        if (next !== null) ms = Math.max(0, Math.min(ms, next - Date.now()));
+        if (next !== null) ms = Math.max(0, Math.min(ms, next - this.clock.now()));
       } catch {
         // The poll interval is the fallback.
       }
@@ -193,14 +213,14 @@ export class Dispatcher {
       this.waiting.set(id, q);
       return;
     }
-    void this.giveBack(c, Date.now());
+    void this.giveBack(c, this.clock.now());
   }
 
   private launch(c: ClaimedDelivery): void {
     // A claim that waited so long that its lease could run out mid-attempt goes back instead:
     // another claimer could otherwise send it at the same time.
-    if ((this.leaseEnds.get(c) ?? 0) - Date.now() < this.o.attemptBoundMs) {
-      void this.giveBack(c, Date.now());
+    if ((this.leaseEnds.get(c) ?? 0) - this.clock.now() < this.o.attemptBoundMs) {
+      void this.giveBack(c, this.clock.now());
       return;
     }
     const id = c.subscription.id;
@@ -229,7 +249,7 @@ export class Dispatcher {
     if (n <= 0) this.sending.delete(id);
     else this.sending.set(id, n);
     if (next && this.running) this.launch(next);
-    else if (next) void this.giveBack(next, Date.now());
+    else if (next) void this.giveBack(next, this.clock.now());
     // Wake the claim loop only when this makes a claim worthwhile: this subscription just
     // reached its refill threshold, or holds nothing.
     const held = (this.sending.get(id) ?? 0) + (this.waiting.get(id)?.length ?? 0);
@@ -253,6 +273,8 @@ export class Dispatcher {
       const batch = this.outbox.splice(0, 500);
       try {
         const recorded = await this.o.store.completeMany(batch.map((b) => b.item));
+        // Let go at once, before anything else runs: a claim from now on is a new one.
+        batch.forEach((b, i) => { if (recorded[i]) this.held.delete(b.item.claim.delivery.id); });
         batch.forEach((b, i) => b.resolve(recorded[i]!));
       } catch (err) {
         batch.forEach((b) => b.reject(err));
@@ -263,6 +285,7 @@ export class Dispatcher {
 
   /** Returns a claim to the store unsent, due again at `at`. */
   private async giveBack(c: ClaimedDelivery, at: number): Promise<void> {
+    this.held.delete(c.delivery.id);
     try {
       await this.o.store.release(c, at);
     } catch (err) {
@@ -284,10 +307,11 @@ export class Dispatcher {
 
   /**
    * Renders, signs and POSTs one delivery. A delivery that cannot be rendered is a recorded failure.
-   * `sent` receives the headers as the attempt's record keeps them.
+   * `sent` receives the headers as the attempt's record keeps them, and the start on Herald's clock.
    */
-  private async send(c: ClaimedDelivery, sent: { headers?: Record<string, string> } = {}): Promise<SendResult> {
-    const now = Date.now();
+  private async send(c: ClaimedDelivery, sent: { headers?: Record<string, string>; startedAt?: number } = {}): Promise<SendResult> {
+    const now = this.clock.now();
+    sent.startedAt = now;
     let body: string;
     const headers: Record<string, string> = { 'user-agent': this.o.userAgent };
     try {
@@ -310,32 +334,37 @@ export class Dispatcher {
     let failure: unknown;
     try {
       let res: SendResult;
-      const sent: { headers?: Record<string, string> } = {};
+      const sent: { headers?: Record<string, string>; startedAt?: number } = {};
       try {
         res = await this.send(c, sent);
       } finally {
         answered();
       }
-      let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, Date.now());
+      let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, this.clock.now());
       report = { claim: c, result: res, outcome: outcome.kind, recorded: null };
       const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
       // A dialect with its own out-of-service status uses it for 410 Gone too.
       if ((outcome.kind === 'failed' || outcome.kind === 'gone') && exhaustedStatus) outcome = { kind: 'failed', exhaustedStatus };
-      const ok = await this.record({
-        claim: c,
-        attempt: {
-          startedAt: res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
-          errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,
-          requestHeaders: sent.headers ?? null,
-        },
-        outcome,
-      });
+      const attempt: AttemptRecord = {
+        // On Herald's clock, like the due times it is compared with (the sender's is the system's).
+        startedAt: sent.startedAt ?? res.startedAt, durationMs: res.durationMs, statusCode: res.statusCode,
+        errorKind: res.errorKind, error: res.error, responseBody: res.responseBody, worker: this.o.worker,
+        requestHeaders: sent.headers ?? null,
+      };
+      // The lease as it is now: this process may claim the delivery again while it is recorded.
+      let lease = { ...c };
+      let ok = await this.record({ claim: lease, attempt, outcome });
+      if (!ok && c.leaseToken !== lease.leaseToken) {
+        lease = { ...c };
+        ok = await this.record({ claim: lease, attempt, outcome });
+      }
       report.recorded = ok;
     } catch (err) {
       // Cannot record the outcome: the lease will run out and the delivery will be sent again.
       failure = err;
       if (!report) this.o.log.error({ err, delivery: c.delivery.id }, 'recording a delivery outcome failed');
     }
+    if (this.held.get(c.delivery.id) === c) this.held.delete(c.delivery.id);
     if (report) this.observe(report, failure);
   }
 

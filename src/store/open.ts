@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import type { Config } from '../config.ts';
+import type { Clock } from '../domain/clock.ts';
 import { SqliteDb } from './sqlite/db.ts';
 import { SqlStore } from './sqlStore.ts';
 
@@ -11,6 +12,8 @@ export interface StoreOptions {
   dataDir: string;
   /** Called with a reason when the LISTEN connection fails; the poll keeps working meanwhile. */
   onListenError?: (err: Error) => void;
+  /** What the store's due times and leases are measured on (the system clock when absent). */
+  clock?: Clock;
 }
 
 export function storeOptions(c: Config): StoreOptions {
@@ -21,7 +24,7 @@ export function storeOptions(c: Config): StoreOptions {
 export async function openStore(o: StoreOptions): Promise<SqlStore> {
   if (!o.databaseUrl) {
     mkdirSync(o.dataDir, { recursive: true });
-    return new SqlStore(new SqliteDb(join(o.dataDir, 'herald.db')));
+    return new SqlStore(new SqliteDb(join(o.dataDir, 'herald.db')), { clock: o.clock });
   }
   // Loaded only for PostgreSQL: the client library is about 10 MB of memory a SQLite process need not hold.
   const { default: pg } = await import('pg');
@@ -91,7 +94,7 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
   };
 
   const db = new PostgresDb(pool, undefined, relaxed);
-  const store = new SqlStore(db, { listen, notifySql: `SELECT pg_notify('${channel}', '')` });
+  const store = new SqlStore(db, { listen, notifySql: `SELECT pg_notify('${channel}', '')`, clock: o.clock });
   const close = db.close.bind(db);
   db.close = async () => {
     closed = true;

@@ -12,6 +12,7 @@ import type { DeliveryState, Dialect, ErrorKind } from '../domain/states.ts';
 import { insertMany, type Db, type Param } from './db.ts';
 import { migrate } from './migrate.ts';
 import type { ClaimRoom, Store } from './store.ts';
+import { systemClock, type Clock } from '../domain/clock.ts';
 
 type Row = Record<string, any>;
 
@@ -82,10 +83,13 @@ export class SqlStore implements Store {
   readonly engine: Db['engine'];
   private readonly onListen: ((wake: () => void) => Promise<void>) | null;
   private readonly notifySql: string | null;
+  /** Due times, leases and the in-flight test are all read on this clock, the dispatcher's own. */
+  readonly clock: Clock;
 
-  constructor(db: Db, opts: { listen?: (wake: () => void) => Promise<void>; notifySql?: string } = {}) {
+  constructor(db: Db, opts: { listen?: (wake: () => void) => Promise<void>; notifySql?: string; clock?: Clock } = {}) {
     this.db = db;
     this.engine = db.engine;
+    this.clock = opts.clock ?? systemClock;
     this.onListen = opts.listen ?? null;
     this.notifySql = opts.notifySql ?? null;
   }
@@ -188,7 +192,7 @@ export class SqlStore implements Store {
   // ---- subscriptions ----
 
   async createSubscription(s: NewSubscription, notice?: string): Promise<Subscription> {
-    const now = Date.now();
+    const now = this.clock.now();
     return this.db.tx(async (t) => {
       const rows = await t.all(
         `INSERT INTO subscriptions (id, tenant_id, dialect, url, description, filters, paused, enabled, status, secrets, headers, properties, created_at, updated_at)
@@ -205,7 +209,7 @@ export class SqlStore implements Store {
     return this.db.tx(async (t) => {
       const rows = await t.all('SELECT id FROM subscriptions WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL', [id, tenantId]);
       if (rows.length === 0) return false;
-      await this.queueNotice(t, tenantId, id, notice, Date.now());
+      await this.queueNotice(t, tenantId, id, notice, this.clock.now());
       return true;
     });
   }
@@ -243,7 +247,7 @@ export class SqlStore implements Store {
       const rows = await t.all('SELECT * FROM subscriptions WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL', [id, tenantId]);
       if (!rows[0]) return null;
       const old = subscriptionOf(rows[0]);
-      const s: Subscription = { ...old, ...patch, updatedAt: Date.now() };
+      const s: Subscription = { ...old, ...patch, updatedAt: this.clock.now() };
       await t.run(
         `UPDATE subscriptions SET url = $2, description = $3, filters = $4, paused = $5, enabled = $6, status = $7,
            secrets = $8, headers = $9, properties = $10, updated_at = $11 WHERE id = $1`,
@@ -297,7 +301,7 @@ export class SqlStore implements Store {
 
   private async publishOnce(events: NewEvent[]): Promise<PublishResult[]> {
     return this.db.tx(async (t) => {
-      const now = Date.now();
+      const now = this.clock.now();
       const results: PublishResult[] = [];
       const subsByTenant = new Map<string, { id: string; filters: string[]; paused: boolean }[]>();
       const byKey = new Map<string, PublishResult>();
@@ -391,13 +395,13 @@ export class SqlStore implements Store {
        ORDER BY id DESC LIMIT $6`,
       [f.tenantId ?? null, f.subscriptionId ?? null, f.eventId ?? null, f.status ?? null, f.before ?? null, f.limit],
     );
-    const now = Date.now();
+    const now = this.clock.now();
     return rows.map((r) => deliveryOf(r, now));
   }
 
   async getDelivery(id: string): Promise<Delivery | null> {
     const rows = await this.db.all('SELECT * FROM deliveries WHERE id = $1', [id]);
-    return rows[0] ? deliveryOf(rows[0]) : null;
+    return rows[0] ? deliveryOf(rows[0], this.clock.now()) : null;
   }
 
   async listAttempts(deliveryId: DeliveryId): Promise<Attempt[]> {
@@ -414,7 +418,7 @@ export class SqlStore implements Store {
 
   async retryNow(id: DeliveryId): Promise<Delivery | null | 'busy'> {
     return this.db.tx(async (t) => {
-      const now = Date.now();
+      const now = this.clock.now();
       const rows = await t.all(
         `SELECT d.*, s.paused AS sub_paused, s.deleted_at AS sub_deleted FROM deliveries d
          JOIN subscriptions s ON s.id = d.subscription_id WHERE d.id = $1`, [id],
@@ -441,7 +445,7 @@ export class SqlStore implements Store {
   async claimDue(limit: number, leaseMs: number, room: ClaimRoom = { bySubscription: new Map(), otherwise: limit }): Promise<ClaimedDelivery[]> {
     const token = randomBytes(12).toString('base64url');
     const skip = [...room.bySubscription].filter(([, n]) => n <= 0).map(([id]) => id);
-    const now = Date.now();
+    const now = this.clock.now();
     const rows = this.engine === 'postgres'
       ? await this.claimInOneStatement(limit, now, now + leaseMs, token, skip, room)
       : await this.db.tx((t) => this.claimStepByStep(t, limit, now, now + leaseMs, token, skip, room));
@@ -531,7 +535,7 @@ export class SqlStore implements Store {
     if (items.length === 0) return [];
     const followUp = items.some(({ outcome: o }) => o.kind === 'gone' || (o.kind === 'failed' && o.exhaustedStatus));
     const work = async (t: Db) => {
-      const now = Date.now();
+      const now = this.clock.now();
       const recorded = t.engine === 'postgres' ? await this.recordInOneStatement(t, items, now) : await this.recordEach(t, items, now);
       for (const [i, { claim, outcome }] of items.entries()) {
         if (!recorded[i]) continue;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Env } from '../../src/config.ts';
 import { Herald, makeLogger } from '../../src/herald.ts';
+import type { Clock } from '../../src/domain/clock.ts';
 import { dropSchema, freshSchema, PG_URL } from './pg.ts';
 
 export const ADMIN = 'test-admin-token';
@@ -48,10 +49,11 @@ export function testEnv(engine: 'sqlite' | 'postgres', extra: Env = {}): { env: 
   };
 }
 
-export async function startHerald(engine: 'sqlite' | 'postgres', extra: Env = {}): Promise<TestHerald> {
+/** `opts.clock`: a clock the test steps (src/domain/clock.ts), instead of the system's. */
+export async function startHerald(engine: 'sqlite' | 'postgres', extra: Env = {}, opts: { clock?: Clock } = {}): Promise<TestHerald> {
   const { env, cleanup } = testEnv(engine, extra);
   const config = loadConfig(env);
-  const herald = new Herald(config, makeLogger(config.logLevel));
+  const herald = new Herald(config, makeLogger(config.logLevel), opts);
   await herald.start();
   const url = herald.url;
   const call: TestHerald['call'] = async (method, path, token, body, headers = {}) => {

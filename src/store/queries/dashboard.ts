@@ -222,7 +222,7 @@ export class DashboardStore {
    */
   async retryFailed(tenantId: TenantId, subscriptionId?: SubscriptionId): Promise<number> {
     return this.db.tx(async (t) => {
-      const now = Date.now();
+      const now = this.store.clock.now();
       const rows = await t.all<{ id: string }>(
         `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
          WHERE d.tenant_id = $1 AND d.status = 'failed' AND (CAST($2 AS TEXT) IS NULL OR d.subscription_id = $2)
@@ -247,7 +247,7 @@ export class DashboardStore {
    */
   async queueTest(tenantId: TenantId, subscriptionId: SubscriptionId, notice: string, data: Record<string, unknown>): Promise<DeliveryId> {
     return this.db.tx(async (t) => {
-      const now = Date.now();
+      const now = this.store.clock.now();
       const eventId = uuidv7(now);
       const deliveryId = uuidv7(now) as DeliveryId;
       await t.run(
