@@ -91,6 +91,38 @@ async function pgEvents(url: string, schema: string): Promise<Map<string, string
   }
 }
 
+/** Every operation of the four OpenAPI documents, fetched while the store is up. */
+async function operations(base: string): Promise<{ doc: string; method: string; path: string }[]> {
+  const out: { doc: string; method: string; path: string }[] = [];
+  for (const doc of ['admin', 'native', 'paycor', 'gusto']) {
+    const d = await (await fetch(`${base}/openapi/${doc}.json`)).json() as { paths: Record<string, Record<string, any>> };
+    for (const [path, ops] of Object.entries(d.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+        // A live stream may answer with a stream that never ends; the health routes need no store.
+        if (JSON.stringify(op.responses?.['200']?.content ?? {}).includes('text/event-stream') || /^\/(healthz|readyz|metrics|openapi)/.test(path)) continue;
+        out.push({ doc, method: method.toUpperCase(), path });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Calls every operation with ids that exist nowhere, the credentials of its document and an
+ * empty object for a body; answers each status with the operations that gave it.
+ */
+async function sweep(base: string, ops: { doc: string; method: string; path: string }[], creds: Record<string, Record<string, string>>): Promise<Map<number, string[]>> {
+  const seen = new Map<number, string[]>();
+  for (const op of ops) {
+    const path = op.path.replace(/\{[^}]+\}/g, '0190f7a4-0000-7000-8000-000000000000');
+    const body = ['POST', 'PUT', 'PATCH'].includes(op.method) ? {} : undefined;
+    const r = await call(base, op.method, path, creds[op.doc]!, body);
+    seen.set(r.status, [...(seen.get(r.status) ?? []), `${op.method} ${op.path}`]);
+  }
+  return seen;
+}
+
 const FAST = { HERALD_LEASE_SECONDS: '3', HERALD_REQUEST_TIMEOUT_MS: '1000', HERALD_RETRY_SCHEDULE: '0.2,0.5,1,1,1,1,1,1,1,1', HERALD_RETRY_JITTER: '0' };
 
 describe('PostgreSQL goes away (a private server of this test)', { skip: pgSkip }, () => {
@@ -107,6 +139,16 @@ describe('PostgreSQL goes away (a private server of this test)', { skip: pgSkip 
     const worker = await HeraldProcess.start({ ...env, HERALD_POLL_INTERVAL_MS: '20000' });
     try {
       const t = await setup(api.url, rx.url);
+      const ops = await operations(api.url);
+      const key = { 'ocp-apim-subscription-key': t.credentials.subscription_key };
+      const paycorToken = (await call(api.url, 'POST', '/Accounts/v2/Common/Token', key, { grant_type: 'client_credentials', client_id: t.credentials.client_id, client_secret: t.credentials.client_secret })).body.access_token;
+      assert.ok(paycorToken);
+      const creds = {
+        admin: { authorization: `Bearer ${ADMIN}` },
+        native: { authorization: `Bearer ${t.credentials.api_token}` },
+        gusto: { authorization: `Token ${t.credentials.api_token}` },
+        paycor: { ...key, authorization: `Bearer ${paycorToken}` },
+      };
       const pub = publisher(api.url, t.id, 'crash-');
       await rx.waitFor(30, 15_000);
       server.stop('immediate');
@@ -131,6 +173,11 @@ describe('PostgreSQL goes away (a private server of this test)', { skip: pgSkip 
       assert.equal(paycor.body.Title, 'Service Unavailable');
       const adminList = await admin(api.url, 'GET', '/admin/v1/tenants');
       assert.equal(adminList.status, 503);
+      // Every route of the four APIs: a 503 where it needed the store, a 4xx where it refused first, never another 5xx.
+      const answers = await sweep(api.url, ops, creds);
+      const other5xx = [...answers].filter(([status]) => status >= 500 && status !== 503);
+      assert.deepEqual(other5xx, [], 'no route answers the outage with a 500');
+      assert.ok((answers.get(503)?.length ?? 0) >= ops.length / 2, `most routes need the store: ${JSON.stringify([...answers].map(([s, l]) => [s, l.length]))}`);
       for (const p of [api, worker]) {
         assert.equal((await admin(p.url, 'GET', '/readyz')).status, 503, 'not ready while the store is away');
         assert.equal((await admin(p.url, 'GET', '/healthz')).status, 200, 'but alive: nothing to restart');
@@ -182,7 +229,8 @@ describe('PostgreSQL goes away (a private server of this test)', { skip: pgSkip 
       assert.ok(claimFailures >= 1 && claimFailures <= 15, `claims failed and backed off (${claimFailures} tries)`);
       assert.ok(logged(worker, 'LISTEN connection lost') >= 1, 'the lost LISTEN was noticed');
       assert.equal((await admin(worker.url, 'GET', '/readyz')).status, 200);
-      console.log(`# PostgreSQL crash: ${accepted.length} accepted, ${refused.length} refused with 503, ${rx.received.length - delivered(rx).size} duplicates, all delivered ${recoverMs} ms after the restart`);
+      console.log(`# PostgreSQL crash: ${accepted.length} accepted, ${refused.length} refused with 503, ${rx.received.length - delivered(rx).size} duplicates, all delivered ${recoverMs} ms after the restart; `
+        + `${ops.length} routes during the outage: ${[...answers].map(([st, l]) => `${l.length}× ${st}`).join(', ')}`);
 
       for (const p of [api, worker]) {
         p.kill('SIGTERM');

@@ -14,6 +14,20 @@ import { testEnv } from '../../helpers/herald.ts';
 import { PrivatePg, privatePgUnavailable } from '../../helpers/privatePg.ts';
 import { behaviours, chaosEnv, checkStore, Ledger, RecordingReceiver, sleep, type ChaosResult, type PublishRun, type Scenario, type Size } from '../harness.ts';
 
+/** Starts a Herald and keeps what it writes to stderr, so that a process that dies says why. */
+async function started(env: Record<string, string | undefined>): Promise<{ p: HeraldProcess; stderr: string[] }> {
+  const p = await HeraldProcess.start(env);
+  const stderr: string[] = [];
+  p.child.stderr!.on('data', (d: Buffer) => { stderr.push(d.toString()); if (stderr.length > 50) stderr.shift(); });
+  return { p, stderr };
+}
+
+/** Why the processes that died did: the first line of what each wrote last. */
+function deaths(list: { p: HeraldProcess; stderr: string[] }[]): string[] {
+  return list.filter((x) => x.p.child.exitCode !== null || x.p.child.signalCode !== null)
+    .map((x) => `died (${x.p.child.exitCode ?? x.p.child.signalCode}): ${x.stderr.join('').trim().split('\n').slice(0, 6).join(' | ').slice(0, 400)}`);
+}
+
 const SETTINGS = {
   HERALD_REQUEST_TIMEOUT_MS: '1000',
   HERALD_LEASE_SECONDS: '3',
@@ -38,10 +52,15 @@ async function withPg(name: string, size: Size, fault: (server: PrivatePg) => Pr
   const server = await PrivatePg.create();
   const rx = await RecordingReceiver.start();
   const { env, cleanup } = testEnv('sqlite', chaosEnv({ ...SETTINGS, DATABASE_URL: server.url, HERALD_DATABASE_SCHEMA: 'chaos' }));
+  const watched: { p: HeraldProcess; stderr: string[] }[] = [];
   const procs: HeraldProcess[] = [];
   try {
     // Two processes sharing the store, as a scaled-out Herald runs.
-    for (let i = 0; i < 2; i++) procs.push(await HeraldProcess.start({ ...env, HERALD_PORT: '0' }));
+    for (let i = 0; i < 2; i++) {
+      const w = await started({ ...env, HERALD_PORT: '0' });
+      watched.push(w);
+      procs.push(w.p);
+    }
     const ledger = new Ledger();
     const tenant = await ledger.tenant(procs[0]!.url);
     for (const r of ['a', 'b']) await ledger.subscribe(procs[0]!.url, tenant, rx.route(r, behaviours.healthy(10)));
@@ -57,12 +76,12 @@ async function withPg(name: string, size: Size, fault: (server: PrivatePg) => Pr
     await sleep(500);
     const store = await checkStore(env, rx);
     const r = refusals(pub);
-    const crashed = procs.filter((p) => p.child.exitCode !== null).length;
+    const died = deaths(watched);
     const row = ledger.result(name, rx, {
       store, recoverMs: rx.recoveryMs(caught, at),
-      notes: [faultNote, r.notes, `drained ${drainMs} ms after the last publish, ${Date.now() - upAt} ms after the store returned`, crashed ? `${crashed} process(es) died` : ''].filter(Boolean).join('; '),
+      notes: [faultNote, r.notes, `drained ${drainMs} ms after the last publish, ${Date.now() - upAt} ms after the store returned`, ...died].filter(Boolean).join('; '),
     });
-    row.storeFaults += r.faults + crashed;
+    row.storeFaults += r.faults + died.length;
     return row;
   } finally {
     for (const p of procs) if (p.child.exitCode === null) { p.kill('SIGKILL'); await p.exited; }
@@ -81,7 +100,8 @@ async function diskFull(size: Size): Promise<ChaosResult> {
   const { env, cleanup } = testEnv('sqlite', chaosEnv({ ...SETTINGS, HERALD_DATA_DIR: join(dir, 'data') }));
   let p: HeraldProcess | null = null;
   try {
-    p = await HeraldProcess.start(env);
+    const w = await started(env);
+    p = w.p;
     const ledger = new Ledger();
     const tenant = await ledger.tenant(p.url);
     for (const r of ['a', 'b']) await ledger.subscribe(p.url, tenant, rx.route(r, behaviours.healthy(5)));
@@ -108,12 +128,12 @@ async function diskFull(size: Size): Promise<ChaosResult> {
     await sleep(500);
     const store = await checkStore(env, rx);
     const r = refusals(pub);
-    const crashed = p.child.exitCode !== null ? 1 : 0;
+    const died = deaths([w]);
     const row = ledger.result(`disk full, SQLite, ${fullMs / 1000} s`, rx, {
       store, recoverMs: rx.recoveryMs(caught, at),
-      notes: [r.notes, `drained ${drainMs} ms after the last publish, ${Date.now() - spaceAt} ms after space returned`, crashed ? 'Herald died' : ''].filter(Boolean).join('; '),
+      notes: [r.notes, `drained ${drainMs} ms after the last publish, ${Date.now() - spaceAt} ms after space returned`, ...died].filter(Boolean).join('; '),
     });
-    row.storeFaults += r.faults + crashed;
+    row.storeFaults += r.faults + died.length;
     return row;
   } finally {
     if (p && p.child.exitCode === null) { p.kill('SIGKILL'); await p.exited; }
