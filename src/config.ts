@@ -42,6 +42,12 @@ export interface Config {
   metricsToken: string | null;
   /** How many of the most-failing subscriptions /metrics names. */
   metricsTopSubscriptions: number;
+  /** Deliveries one bulk recovery job re-queues per second, at most. */
+  recoveryRatePerSecond: number;
+  /** Failed attempts in a row that, with autoDisableAfterMs, take a subscription out of service; 0: never. */
+  autoDisableFailures: number;
+  /** How long those failures must span, first to last. */
+  autoDisableAfterMs: number;
   paycorSignatureHeader: string;
   paycorTokenTtlSeconds: number;
   /** Herald's address as browsers reach it (no trailing slash), for portal links; null: the request's own host. */
@@ -116,6 +122,9 @@ export const SETTINGS = {
   HERALD_METRICS: 'on: serve Prometheus metrics at /metrics; off: no /metrics and nothing counted (on)',
   HERALD_METRICS_TOKEN: 'bearer token /metrics requires (none: /metrics is open)',
   HERALD_METRICS_TOP_SUBSCRIPTIONS: 'how many of the most-failing subscriptions /metrics names, 0 for none (20)',
+  HERALD_RECOVERY_RATE_PER_SECOND: 'failed deliveries one bulk recovery job (POST /admin/v1/recoveries) sends again per second, at most (50)',
+  HERALD_AUTO_DISABLE_FAILURES: 'failed attempts in a row after which a subscription is taken out of service, once they also span HERALD_AUTO_DISABLE_AFTER_SECONDS; 0 never (100)',
+  HERALD_AUTO_DISABLE_AFTER_SECONDS: 'how long those failed attempts must span, first to last, before a subscription is taken out of service; fractions allowed (432000: 5 days)',
 } as const;
 
 export type Env = Record<string, string | undefined>;
@@ -240,6 +249,9 @@ export function loadConfig(processEnv: Env = process.env): Config {
     metrics: onOff(env, 'HERALD_METRICS', true),
     metricsToken: env.HERALD_METRICS_TOKEN?.trim() || null,
     metricsTopSubscriptions: num(env, 'HERALD_METRICS_TOP_SUBSCRIPTIONS', 20, 0, 1000),
+    recoveryRatePerSecond: num(env, 'HERALD_RECOVERY_RATE_PER_SECOND', 50, 1, 10_000),
+    autoDisableFailures: num(env, 'HERALD_AUTO_DISABLE_FAILURES', 100, 0, 1_000_000),
+    autoDisableAfterMs: Math.round(num(env, 'HERALD_AUTO_DISABLE_AFTER_SECONDS', 432_000, 0, 365 * 86_400, false) * 1000),
     paycorSignatureHeader: headerName(env, 'HERALD_PAYCOR_SIGNATURE_HEADER', 'X-Paycor-Signature'),
     paycorTokenTtlSeconds: num(env, 'HERALD_PAYCOR_TOKEN_TTL_SECONDS', 3600, 1, 30 * 86_400),
     publicUrl: publicUrl(env),

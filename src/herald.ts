@@ -10,6 +10,7 @@ import { AddressGuard } from './dispatch/addressGuard.ts';
 import { Dispatcher } from './dispatch/dispatcher.ts';
 import { ListenHub, ListenPoster } from './dispatch/listenHub.ts';
 import { Pruner } from './dispatch/pruner.ts';
+import { RecoveryRunner } from './dispatch/recoveryRunner.ts';
 import type { Poster } from './dispatch/sender.ts';
 import { ThreadedSender } from './dispatch/senderThread.ts';
 import { buildApp } from './http/app.ts';
@@ -41,6 +42,8 @@ export class Herald {
   listenHub!: ListenHub;
   /** Prunes records older than HERALD_RETENTION_DAYS in the background. */
   pruner: Pruner | null = null;
+  /** Carries out bulk recovery jobs, whichever process they were made in. */
+  recoveries: RecoveryRunner | null = null;
   url = '';
   /** What decides when deliveries are due; tests pass a clock they can step. */
   readonly clock: Clock;
@@ -57,6 +60,17 @@ export class Herald {
     const applied = await this.store.migrate();
     if (applied.length) this.log.info({ applied }, 'applied migrations');
     await this.store.seedEventTypes(DEFAULT_CATALOG);
+    if (c.autoDisableFailures > 0) {
+      this.store.autoDisable = {
+        failures: c.autoDisableFailures, afterMs: c.autoDisableAfterMs,
+        // The operator's side of the notice: a counter, and one warning line per subscription taken out of service.
+        onDisabled: (d) => {
+          this.metrics?.autoDisabled(d.dialect);
+          this.log.warn({ subscription: d.subscriptionId, tenant: d.tenantId, dialect: d.dialect, failures: d.failures, failing_since: new Date(d.failingSince).toISOString(), noticed_to: d.noticedTo },
+            'subscription taken out of service after %d failed attempts in a row', d.failures);
+        },
+      };
+    }
     if (c.metrics) {
       const m = (this.metrics = new HeraldMetrics({ topSubscriptions: c.metricsTopSubscriptions }));
       instrumentStore(this.store, m);
@@ -104,6 +118,11 @@ export class Herald {
     if (c.dispatch) this.dispatcher.start();
     this.pruner = new Pruner({ db: this.store.db, log: this.log, retentionMs: c.retentionMs, intervalMs: c.retentionIntervalMs, batch: c.retentionBatch, pauseMs: c.retentionPauseMs });
     this.pruner.start();
+    this.recoveries = new RecoveryRunner({
+      store: this.store, log: this.log, ratePerSecond: c.recoveryRatePerSecond, leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs,
+      worker: `${hostname()}:${process.pid}`, wake: this.dispatcher.wake, now: () => this.clock.now(),
+    });
+    this.recoveries.start();
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');
   }
@@ -114,6 +133,7 @@ export class Herald {
     await this.dispatcher?.stop(this.config.shutdownGraceMs);
     await this.sender?.close();
     await this.pruner?.stop();
+    await this.recoveries?.stop();
     await this.store?.close();
   }
 }

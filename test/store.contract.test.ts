@@ -24,7 +24,7 @@ for (const engine of engines()) {
       dir = mkdtempSync(join(tmpdir(), 'herald-store-'));
       schema = freshSchema();
       store = await openStore({ databaseUrl: engine === 'postgres' ? PG_URL : null, databaseSchema: schema, dataDir: dir });
-      assert.deepEqual(await store.migrate(), [1, 2, 3]);
+      assert.deepEqual(await store.migrate(), [1, 2, 3, 4]);
       assert.deepEqual(await store.migrate(), [], 'a second migrate applies nothing');
       await store.seedEventTypes([{ entity: 'Employee', event: 'Add', description: 'x' }]);
       tenantId = (await store.createTenant('T', `c-${schema}`, { clientSecretHash: 'a', subscriptionKeyHash: `k-${schema}`, apiTokenHash: `t-${schema}` })).id;

@@ -121,6 +121,8 @@ export interface ClaimedDelivery {
   subscription: Subscription;
   /** The owning tenant's small integer, for dialects whose tenant ids are numbers. */
   tenantNumber: number;
+  /** The subscription's failed attempts in a row when it was claimed (auto-disable); absent: unknown. */
+  failureStreak?: number;
 }
 
 export interface AttemptRecord {

@@ -6,6 +6,7 @@ import { gustoError, gustoRoutes } from '../dialects/gusto/routes.ts';
 import { paycorError, paycorRoutes } from '../dialects/paycor/routes.ts';
 import { adminRoutes } from './admin.ts';
 import { listenRoutes } from './listen.ts';
+import { adminRecoveryRoutes, nativeRecoveryRoutes } from './recoveries.ts';
 import { operationalRoutes } from './operational.ts';
 import { dashboardApi } from './dashboardApi.ts';
 import { dashboardRoutes } from './dashboard.ts';
@@ -62,6 +63,8 @@ export function buildApp(s: Services, log: Logger): FastifyInstance {
   app.register(dashboardApi(s));
   app.register(nativeRoutes(s), { prefix: '/api/v1' });
   app.register(listenRoutes(s), { prefix: '/api/v1' });
+  app.register(adminRecoveryRoutes(s), { prefix: '/admin/v1' });
+  app.register(nativeRecoveryRoutes(s), { prefix: '/api/v1' });
   app.register(paycorRoutes(s));
   app.register(gustoRoutes(s));
   app.register(dashboardRoutes());

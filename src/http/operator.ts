@@ -7,6 +7,7 @@ import { AuthError, NotFoundError, UnprocessableError, ValidationError } from '.
 import type { SubscriptionId, TenantId } from '../domain/ids.ts';
 import type { SubscriptionPatch } from '../domain/model.ts';
 import { DIALECTS, type Dialect } from '../domain/states.ts';
+import { OUT_OF_SERVICE } from '../domain/outOfService.ts';
 import { safeEqual } from '../secrets.ts';
 import type { SubscriptionWithTenant } from '../store/queries/dashboard.ts';
 import type { AttemptStream } from './attemptStream.ts';
@@ -120,6 +121,8 @@ export function operatorRoutes(s: Services, o: { stream: AttemptStream; links: P
       const patch: SubscriptionPatch = { paused };
       // As the native and Paycor-style APIs do: resuming turns a subscription disabled by 410 Gone back on.
       if (!paused && sub.status === 'disabled' && sub.dialect !== 'gusto') patch.status = 'active';
+      // A Gusto-style subscription taken out of service was verified before: the operator vouches for it again.
+      if (!paused && sub.dialect === 'gusto' && sub.status === OUT_OF_SERVICE.gusto.status) Object.assign(patch, { status: 'verified', enabled: true });
       const updated = await s.store.updateSubscription(sub.tenantId, sub.id as SubscriptionId, patch);
       if (!updated) throw new NotFoundError('subscription');
       if (!paused) s.wake();
@@ -158,6 +161,8 @@ export function operatorRoutes(s: Services, o: { stream: AttemptStream; links: P
     });
 
     app.get('/stream', {
+      // A HEAD would open the stream and never answer (its head waits for a body that does not come).
+      exposeHeadRoute: false,
       schema: route('native', {
         summary: 'Live attempts of every tenant, as Server-Sent Events',
         tags: TAGS,

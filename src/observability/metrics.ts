@@ -75,6 +75,7 @@ export class HeraldMetrics implements DeliveryObserver {
   private readonly attemptSeconds: Histogram;
   private readonly latencySeconds: Histogram;
   private readonly commitSeconds: Histogram<'operation'>;
+  private readonly autoDisables: Counter<'dialect'>;
 
   constructor(o: { topSubscriptions: number }) {
     const registers = [this.registry];
@@ -108,6 +109,11 @@ export class HeraldMetrics implements DeliveryObserver {
       labelNames: ['operation'], buckets: COMMIT_SECONDS, registers,
     });
 
+    this.autoDisables = new Counter({
+      name: 'herald_subscriptions_auto_disabled_total',
+      help: 'Subscriptions this process took out of service for failing too long (HERALD_AUTO_DISABLE_FAILURES attempts in a row over HERALD_AUTO_DISABLE_AFTER_SECONDS), by dialect.',
+      labelNames: ['dialect'], registers,
+    });
     new Gauge({
       name: 'herald_queue_depth',
       help: 'Pending deliveries in the store, all processes: due (their time has come), scheduled (waiting for a retry time), leased (held by a dispatcher). Read at scrape time.',
@@ -161,6 +167,11 @@ export class HeraldMetrics implements DeliveryObserver {
     } else {
       this.failures.add(r.claim.subscription.id, r.claim.delivery.tenantId);
     }
+  }
+
+  /** A subscription was taken out of service for failing too long. */
+  autoDisabled(dialect: string): void {
+    this.autoDisables.inc({ dialect });
   }
 
   published(results: PublishResult[]): void {

@@ -13,6 +13,8 @@ import { insertMany, type Db, type Param } from './db.ts';
 import { migrate } from './migrate.ts';
 import type { ClaimRoom, Store } from './store.ts';
 import { systemClock, type Clock } from '../domain/clock.ts';
+import { OUT_OF_SERVICE } from '../domain/outOfService.ts';
+import { resetStreak, streakWork, takeOutOfService, trackStreaks, type AutoDisablePolicy } from './queries/autoDisable.ts';
 
 type Row = Record<string, any>;
 
@@ -118,6 +120,9 @@ export class SqlStore implements Store {
 
   /** Called after attempts are recorded, so that the dashboard's live stream looks at once rather than at its next poll. */
   onAttemptsRecorded: (() => void) | null = null;
+
+  /** Failures in a row that take a subscription out of service (queries/autoDisable.ts); null: never. */
+  autoDisable: AutoDisablePolicy | null = null;
 
   // ---- tenants ----
 
@@ -265,6 +270,7 @@ export class SqlStore implements Store {
   }
 
   private async releaseHeld(t: Db, id: SubscriptionId, now: number): Promise<void> {
+    await resetStreak(t, id);
     const n = await t.run(
       `UPDATE deliveries SET status = 'pending', updated_at = $2,
          next_attempt_at = CASE WHEN lease_token IS NULL THEN $2 ELSE next_attempt_at END
@@ -454,7 +460,7 @@ export class SqlStore implements Store {
     return rows.map((r) => {
       let sub = subs.get(r.subscription_id);
       if (!sub) subs.set(r.subscription_id, (sub = subscriptionOf(r.sub)));
-      return { delivery: deliveryOf(r, now), leaseToken: token, event: eventOf(r.ev), subscription: sub, tenantNumber: Number(r.tenant_number) };
+      return { delivery: deliveryOf(r, now), leaseToken: token, event: eventOf(r.ev), subscription: sub, tenantNumber: Number(r.tenant_number), failureStreak: Number(r.sub.failure_streak ?? 0) };
     });
   }
 
@@ -533,18 +539,17 @@ export class SqlStore implements Store {
 
   async completeMany(items: Completion[]): Promise<boolean[]> {
     if (items.length === 0) return [];
-    const followUp = items.some(({ outcome: o }) => o.kind === 'gone' || (o.kind === 'failed' && o.exhaustedStatus));
+    const streaks = streakWork(this.autoDisable, items);
+    const followUp = streaks || items.some(({ outcome: o }) => o.kind === 'gone' || (o.kind === 'failed' && o.exhaustedStatus));
     const work = async (t: Db) => {
       const now = this.clock.now();
       const recorded = t.engine === 'postgres' ? await this.recordInOneStatement(t, items, now) : await this.recordEach(t, items, now);
       for (const [i, { claim, outcome }] of items.entries()) {
         if (!recorded[i]) continue;
         if (outcome.kind === 'failed' && outcome.exhaustedStatus) await this.markExhausted(t, claim, outcome.exhaustedStatus, now);
-        if (outcome.kind === 'gone') {
-          await t.run("UPDATE subscriptions SET paused = TRUE, status = 'disabled', updated_at = $2 WHERE id = $1", [claim.subscription.id, now]);
-          await this.holdWaiting(t, claim.subscription.id, now);
-        }
+        if (outcome.kind === 'gone') await takeOutOfService(t, claim.subscription.id, OUT_OF_SERVICE[claim.subscription.dialect], now);
       }
+      if (streaks && (await trackStreaks(t, items, recorded, now, this.autoDisable!)).length > 0) await this.notify(t);
       return recorded;
     };
     // One statement needs no transaction of its own; follow-up writes share one with it.
@@ -614,11 +619,8 @@ export class SqlStore implements Store {
       [c.subscription.id, c.delivery.createdAt],
     );
     if (ok.length > 0) return;
-    await t.run('UPDATE subscriptions SET enabled = FALSE, status = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL', [c.subscription.id, status, now]);
-    await t.run(
-      "UPDATE deliveries SET status = 'cancelled', updated_at = $2 WHERE subscription_id = $1 AND status IN ('pending', 'held')",
-      [c.subscription.id, now],
-    );
+    // What waited is held, not cancelled: re-verifying the subscription sends it.
+    await takeOutOfService(t, c.subscription.id, { status, stopsNewDeliveries: true }, now);
   }
 
   async release(c: ClaimedDelivery, at: number): Promise<void> {

@@ -1,5 +1,6 @@
 import type { HeraldEvent } from '../../domain/model.ts';
 import { isNotice, NOTICES } from '../../domain/notices.ts';
+import { OUT_OF_SERVICE } from '../../domain/outOfService.ts';
 import { hexHmac } from '../../signing/signatures.ts';
 import type { Envelope } from '../envelope.ts';
 
@@ -37,5 +38,5 @@ export const gustoEnvelope: Envelope = {
       : JSON.stringify(gustoEvent(event));
     return { body, headers: { 'content-type': 'application/json', 'x-gusto-signature': hexHmac(token, body) } };
   },
-  exhaustedStatus: 'unreachable',
+  exhaustedStatus: OUT_OF_SERVICE.gusto.status,
 };

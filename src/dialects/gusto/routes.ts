@@ -5,6 +5,7 @@ import { typeName } from '../../domain/eventTypes.ts';
 import { isUuid, type SubscriptionId } from '../../domain/ids.ts';
 import type { Subscription, Tenant } from '../../domain/model.ts';
 import { NOTICES } from '../../domain/notices.ts';
+import { OUT_OF_SERVICE } from '../../domain/outOfService.ts';
 import { errorHandler, type ErrorRenderer } from '../../http/errors.ts';
 import type { Services } from '../../http/services.ts';
 import { objectBody, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
@@ -115,8 +116,11 @@ export function gustoRoutes(s: Services) {
       const given = reqString(objectBody(req.body), 'verification_token', { max: 100 });
       if (!safeEqual(given, tokenOf(sub))) throw new UnprocessableError('verification_token', 'does not match the token sent to the subscription url');
       if (sub.status === 'verified') return subscriptionView(sub);
-      const updated = await s.store.updateSubscription(sub.tenantId, sub.id, { status: 'verified', enabled: true });
+      // Out of service (unreachable) means paused as well: verifying again releases what was held.
+      const resume = sub.status === OUT_OF_SERVICE.gusto.status;
+      const updated = await s.store.updateSubscription(sub.tenantId, sub.id, { status: 'verified', enabled: true, ...(resume ? { paused: false } : {}) });
       if (!updated) throw new NotFoundError('webhook subscription');
+      if (resume) s.wake();
       return subscriptionView(updated);
     });
 
