@@ -161,6 +161,8 @@ export function listenRoutes(s: Services) {
     });
 
     app.get('/listen', {
+      // A HEAD would attach a stream and never answer, holding the session from the real one.
+      exposeHeadRoute: false,
       schema: route('native', {
         summary: 'Open a herald listen stream',
         tags: ['listen'],

@@ -185,6 +185,8 @@ export function portalRoutes(s: Services, o: { stream: AttemptStream; links: Por
     });
 
     app.get('/stream', {
+      // A HEAD would open the stream and never answer (its head waits for a body that does not come).
+      exposeHeadRoute: false,
       schema: route('native', {
         summary: 'Live attempts of the tenant\'s deliveries, as Server-Sent Events',
         tags: TAGS,
