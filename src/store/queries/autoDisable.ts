@@ -73,26 +73,42 @@ export async function trackStreaks(t: Db, items: Item[], recorded: boolean[], no
     e.attempts.push(x.attempt);
     bySub.set(x.claim.subscription.id, e);
   });
-  const out: Disabled[] = [];
+  // Three kinds of change: a run ended (one statement for all), a run that only grew (one
+  // statement for all on PostgreSQL), a run ended and begun again within the batch (rare).
+  const ended: string[] = [];
+  const grown: { id: string; n: number; first: number }[] = [];
+  const rows: Record<string, any>[] = [];
   for (const [id, { claim, attempts }] of bySub) {
     attempts.sort((a, b) => a.startedAt - b.startedAt);
     const lastOk = attempts.findLastIndex(ok);
     const failures = attempts.slice(lastOk + 1);
-    let row;
     if (lastOk >= 0 && failures.length === 0) {
-      if ((claim.failureStreak ?? 1) > 0) await resetStreak(t, id);
-      continue;
+      if ((claim.failureStreak ?? 1) > 0) ended.push(id);
     } else if (lastOk >= 0) {
-      row = await t.all('UPDATE subscriptions SET failure_streak = $2, failing_since = $3 WHERE id = $1 RETURNING *',
-        [id, failures.length, failures[0]?.startedAt ?? null]);
+      rows.push(...await t.all('UPDATE subscriptions SET failure_streak = $2, failing_since = $3 WHERE id = $1 RETURNING *', [id, failures.length, failures[0]!.startedAt]));
     } else {
-      row = await t.all(
-        'UPDATE subscriptions SET failure_streak = failure_streak + $2, failing_since = COALESCE(failing_since, $3) WHERE id = $1 AND deleted_at IS NULL RETURNING *',
-        [id, failures.length, failures[0]!.startedAt],
-      );
+      grown.push({ id, n: failures.length, first: failures[0]!.startedAt });
     }
-    const s = row[0];
-    if (!s || failures.length === 0 || !due(s, now, p)) continue;
+  }
+  if (ended.length) await t.run(`UPDATE subscriptions SET failure_streak = 0, failing_since = NULL WHERE ${t.inList('id', 1)} AND failure_streak > 0`, [t.list(ended)]);
+  if (grown.length && t.engine === 'postgres') {
+    rows.push(...await t.all(
+      `UPDATE subscriptions s SET failure_streak = s.failure_streak + v.n, failing_since = COALESCE(s.failing_since, v.first)
+       FROM unnest($1::text[], $2::int[], $3::bigint[]) AS v(id, n, first) WHERE s.id = v.id AND s.deleted_at IS NULL RETURNING s.*`,
+      [grown.map((g) => g.id), grown.map((g) => g.n) as unknown as string[], grown.map((g) => g.first) as unknown as string[]],
+    ));
+  } else {
+    for (const g of grown) {
+      rows.push(...await t.all(
+        'UPDATE subscriptions SET failure_streak = failure_streak + $2, failing_since = COALESCE(failing_since, $3) WHERE id = $1 AND deleted_at IS NULL RETURNING *',
+        [g.id, g.n, g.first],
+      ));
+    }
+  }
+  const out: Disabled[] = [];
+  for (const s of rows) {
+    if (!due(s, now, p)) continue;
+    const id = s.id as string;
     if (!(await confirmRun(t, id, s, now, p))) continue;
     const dialect = s.dialect as Dialect;
     const oos = OUT_OF_SERVICE[dialect];
