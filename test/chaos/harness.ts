@@ -120,6 +120,10 @@ interface Route {
   /** key -> requests open now. */
   open: Map<string, number>;
   overlaps: number;
+  /** For each overlap: the key, when the open request arrived, when the second did. */
+  overlapLog: { key: string; firstAt: number; secondAt: number }[];
+  /** key -> when its latest request arrived. */
+  lastArrival: Map<string, number>;
   unparsable: number;
   total: number;
 }
@@ -162,7 +166,7 @@ export class RecordingReceiver {
 
   /** A route and its URL. */
   route(name: string, behaviour: Behaviour = behaviours.healthy()): { name: string; url: string } {
-    this.routes.set(name, { name, behaviour, arrivals: new Map(), oks: new Map(), open: new Map(), overlaps: 0, unparsable: 0, total: 0 });
+    this.routes.set(name, { name, behaviour, arrivals: new Map(), oks: new Map(), open: new Map(), overlaps: 0, overlapLog: [], lastArrival: new Map(), unparsable: 0, total: 0 });
     return { name, url: `${this.base}/r/${name}` };
   }
 
@@ -196,7 +200,11 @@ export class RecordingReceiver {
     req.on('end', () => {
       key = keyOf(Buffer.concat(chunks).toString('utf8'));
       if (key === null) { route.unparsable++; res.writeHead(400).end(); return; }
-      if ((route.open.get(key) ?? 0) > 0) route.overlaps++;
+      if ((route.open.get(key) ?? 0) > 0) {
+        route.overlaps++;
+        route.overlapLog.push({ key, firstAt: route.lastArrival.get(key) ?? 0, secondAt: Date.now() });
+      }
+      route.lastArrival.set(key, Date.now());
       route.open.set(key, (route.open.get(key) ?? 0) + 1);
       const n = (route.arrivals.get(key) ?? 0) + 1;
       route.arrivals.set(key, n);
@@ -460,25 +468,32 @@ export class Ledger {
     let duplicates = 0;
     let overlaps = 0;
     let unaccepted = 0;
+    const dupByRoute = new Map<string, number>();
     for (const r of rx.allRoutes()) {
       overlaps += r.overlaps;
       unaccepted += r.unparsable;
-      for (const [key, times] of r.oks) if (times.length > 1) duplicates += times.length - 1;
+      for (const times of r.oks.values()) if (times.length > 1) {
+        duplicates += times.length - 1;
+        dupByRoute.set(r.name, (dupByRoute.get(r.name) ?? 0) + times.length - 1);
+      }
       for (const key of r.arrivals.keys()) if (!this.accepted.has(key) && !this.unsettled.has(key)) unaccepted++;
     }
     // A key still unsettled (never answered 202) that arrived anyway was stored without Herald saying so.
     for (const r of rx.allRoutes()) for (const key of r.arrivals.keys()) if (this.unsettled.has(key)) unaccepted++;
+    const missing = this.missing(rx);
+    const byRoute = new Map<string, number>();
+    for (const m of missing) byRoute.set(m.route, (byRoute.get(m.route) ?? 0) + 1);
     return {
       scenario,
       events: this.accepted.size,
-      lost: this.missing(rx).length,
+      lost: missing.length,
       duplicates,
       overlaps,
       unaccepted,
       storeFaults: o.store ? o.store.faults : 0,
       maxRecoverMs: o.recoverMs ?? 0,
       unsettled: this.unsettled.size,
-      notes: [o.notes, this.unsettled.size ? `${this.unsettled.size} events never accepted` : '', o.store && o.store.faults > 0 ? o.store.detail : ''].filter(Boolean).join('; ') || undefined,
+      notes: [o.notes, duplicates && dupByRoute.size < rx.allRoutes().length ? `duplicates by route: ${[...dupByRoute].map(([r, n]) => `${r} ${n}`).join(', ')}` : '', missing.length ? `lost by route: ${[...byRoute].map(([r, n]) => `${r} ${n}`).join(', ')}` : '', this.unsettled.size ? `${this.unsettled.size} events never accepted` : '', o.store && o.store.faults > 0 ? o.store.detail : ''].filter(Boolean).join('; ') || undefined,
     };
   }
 }
@@ -502,8 +517,19 @@ export interface StoreCheck {
  * Reads the store behind `env` directly (the SQLite file or the PostgreSQL schema) after a
  * drain. With `rx`, also checks that each succeeded delivery to one of its routes was acknowledged.
  * `expectWaiting`: deliveries allowed to be still waiting (subscriptions that are meant to fail).
+ * Tried again for up to `settleMs` (5 s) while it finds faults, since outcomes are recorded after the answer.
  */
-export async function checkStore(env: Env, rx?: RecordingReceiver, o: { expectWaiting?: number } = {}): Promise<StoreCheck> {
+export async function checkStore(env: Env, rx?: RecordingReceiver, o: { expectWaiting?: number; settleMs?: number } = {}): Promise<StoreCheck> {
+  // The receiver sees an answer before Herald records it: give the last outcomes time to land.
+  const end = Date.now() + (o.settleMs ?? 5000);
+  for (;;) {
+    const c = await checkStoreOnce(env, rx, o.expectWaiting ?? 0);
+    if (c.faults === 0 || Date.now() >= end) return c;
+    await sleep(250);
+  }
+}
+
+async function checkStoreOnce(env: Env, rx: RecordingReceiver | undefined, expectWaiting: number): Promise<StoreCheck> {
   const store = await openStore({ databaseUrl: env.DATABASE_URL ?? null, databaseSchema: env.HERALD_DATABASE_SCHEMA ?? 'public', dataDir: env.HERALD_DATA_DIR! });
   try {
     const now = Date.now();
@@ -520,7 +546,7 @@ export async function checkStore(env: Env, rx?: RecordingReceiver, o: { expectWa
       if (leased && r.status !== 'pending') leasedFinished += n;
       if (r.status === 'pending' || r.status === 'held') waiting += n;
     }
-    waiting = Math.max(0, waiting - (o.expectWaiting ?? 0));
+    waiting = Math.max(0, waiting - expectWaiting);
     let phantom = 0;
     if (rx) {
       const ok = await store.db.all<{ url: string; data: string }>(
@@ -535,6 +561,34 @@ export async function checkStore(env: Env, rx?: RecordingReceiver, o: { expectWa
     }
     const faults = expiredLeases + leasedFinished + waiting + phantom;
     return { faults, expiredLeases, leasedFinished, waiting, phantom, detail: `store: ${expiredLeases} expired leases, ${leasedFinished} leases on finished, ${waiting} waiting, ${phantom} succeeded unacknowledged` };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Debugging aid (HERALD_CHAOS_DEBUG=1): prints, for the overlapping pairs and a few of the
+ * duplicated ones, what the receiver saw and the attempts the store recorded.
+ */
+export async function explain(env: Env, rx: RecordingReceiver, limit = 5): Promise<void> {
+  if (!process.env.HERALD_CHAOS_DEBUG) return;
+  const pairs: { route: string; key: string; why: string; seen: unknown }[] = [];
+  for (const r of rx.allRoutes()) {
+    for (const o of r.overlapLog.slice(0, limit)) pairs.push({ route: r.name, key: o.key, why: 'overlap', seen: o });
+    let n = 0;
+    for (const [key, times] of r.oks) if (times.length > 1 && n++ < limit) pairs.push({ route: r.name, key, why: 'duplicate', seen: { oks: times, arrivals: r.arrivals.get(key) } });
+  }
+  if (pairs.length === 0) return;
+  const store = await openStore({ databaseUrl: env.DATABASE_URL ?? null, databaseSchema: env.HERALD_DATABASE_SCHEMA ?? 'public', dataDir: env.HERALD_DATA_DIR! });
+  try {
+    for (const p of pairs) {
+      const rows = await store.db.all(
+        `SELECT a.attempt_no, a.started_at, a.duration_ms, a.status_code, a.error_kind, a.error, a.worker FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+         JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id WHERE e.entity_id = $1 AND s.url LIKE $2 ORDER BY a.id`,
+        [p.key, `%/r/${p.route}`],
+      );
+      console.log(`chaos ${p.why} ${p.route} ${p.key}`, JSON.stringify(p.seen), JSON.stringify(rows));
+    }
   } finally {
     await store.close();
   }

@@ -3,7 +3,7 @@
 import type { Env } from '../../../src/config.ts';
 import { HeraldProcess } from '../../helpers/child.ts';
 import { testEnv } from '../../helpers/herald.ts';
-import { behaviours, chaosEnv, checkStore, Ledger, RecordingReceiver, sleep, type ChaosResult, type Engine, type Scenario, type Size } from '../harness.ts';
+import { behaviours, chaosEnv, checkStore, explain, Ledger, RecordingReceiver, sleep, type ChaosResult, type Engine, type Scenario, type Size } from '../harness.ts';
 
 /** A seeded generator, so that a failing run can be told apart from bad luck by its seed. */
 function random(seed: number): () => number {
@@ -63,6 +63,8 @@ async function underFaults(name: string, engine: Engine, size: Size, o: { proces
     let maxRecoverMs = 0;
     const recoveries: { caught: { route: string; key: string }[]; at: number }[] = [];
     let cleanExits = 0;
+    let exitMs = 0;
+    let startMs = 0;
     for (let f = 0; f < o.faults; f++) {
       await sleep(gapMs[0]! + rnd() * gapMs[1]!);
       // Rolling restarts take the processes in turn; kills pick one at random.
@@ -70,11 +72,21 @@ async function underFaults(name: string, engine: Engine, size: Size, o: { proces
       const p = slot.p!;
       recoveries.push({ caught: rx.openNow(), at: Date.now() });
       slot.p = null;
+      const k0 = Date.now();
       p.kill(o.signal);
       const exit = await p.exited;
+      exitMs = Math.max(exitMs, Date.now() - k0);
+      if (process.env.HERALD_CHAOS_DEBUG && Date.now() - k0 > 5000) {
+        const { appendFileSync } = await import('node:fs');
+        const after = p.lines.filter((l) => { try { return JSON.parse(l).time >= k0 - 50; } catch { return true; } });
+        const attempts = after.filter((l) => l.includes('"delivery attempt"'));
+        appendFileSync('/tmp/herald-chaos-slow-exit.log', `--- ${name} exit took ${Date.now() - k0} ms after ${k0}; ${attempts.length} attempts after, first ${attempts[0]?.slice(0, 60)}, last ${attempts.at(-1)?.slice(0, 60)}\n${after.filter((l) => !l.includes('"delivery attempt"')).join('\n')}\n`);
+      }
+      const s0 = Date.now();
       if (o.signal === 'SIGTERM' && exit.code === 0) cleanExits++;
       // A new port each time: the old one could meanwhile go to a Herald of a scenario running beside this one.
       slot.p = await HeraldProcess.start({ ...slot.env, HERALD_PORT: '0' });
+      startMs = Math.max(startMs, Date.now() - s0);
     }
     await pub.done;
     const drainMs = await ledger.drained(rx, quick ? 30_000 : 120_000);
@@ -87,10 +99,11 @@ async function underFaults(name: string, engine: Engine, size: Size, o: { proces
     // Let the last outcomes be recorded before reading the store.
     await sleep(500);
     const store = await checkStore(env, rx);
-    const notes = [`${o.faults} × ${o.signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'}`, `seed ${seed}`, `drain ${drainMs} ms`];
+    const notes = [`${o.faults} × ${o.signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'}`, `seed ${seed}`, `drain ${drainMs} ms`, `exit ≤ ${exitMs} ms, start ≤ ${startMs} ms`];
     if (o.signal === 'SIGTERM') notes.push(`${cleanExits}/${o.faults} exited 0`);
     if (pub.failures) notes.push(`${pub.failures} publish batches retried${pub.refusals.size ? ` (${[...pub.refusals].map(([k, v]) => `${v}× ${k}`).join(', ')})` : ''}`);
     const row = ledger.result(name, rx, { store, recoverMs: maxRecoverMs, notes: notes.join(', ') });
+    await explain(env, rx);
     if (o.signal === 'SIGTERM' && cleanExits < o.faults) row.storeFaults += o.faults - cleanExits;
     return row;
   } finally {

@@ -1,0 +1,84 @@
+// Receivers that misbehave beside healthy ones: a reset mid-body, an answer that never ends
+// (slow loris), bytes that are not HTTP, long stalls, 429 storms with Retry-After, and 500s,
+// each for a while and then well again. Every event must reach every route once the bad ones
+// recover, and the healthy routes' throughput is measured alone and beside the bad ones.
+import { HeraldProcess } from '../../helpers/child.ts';
+import { testEnv } from '../../helpers/herald.ts';
+import { behaviours, chaosEnv, checkStore, explain, Ledger, RecordingReceiver, type Action, type ChaosResult, type Engine, type Scenario, type Size } from '../harness.ts';
+
+async function misbehaving(engine: Engine, size: Size): Promise<ChaosResult> {
+  const quick = size === 'quick';
+  // Quick: the request timeout is shortened so that a stall outlives it in seconds, not minutes.
+  const timeoutMs = quick ? 1000 : 10_000;
+  const badMs = quick ? 3000 : 30_000;
+  const healthyEvents = quick ? 300 : 4000;
+  const badEvents = quick ? 150 : 1500;
+  const rx = await RecordingReceiver.start();
+  const { env, cleanup } = testEnv(engine, chaosEnv({
+    HERALD_REQUEST_TIMEOUT_MS: String(timeoutMs),
+    HERALD_LEASE_SECONDS: String((timeoutMs * 2.5) / 1000),
+    // Enough retries, a second apart, to outlast the bad spell and the Retry-After it asks for.
+    HERALD_RETRY_SCHEDULE: ['0.1', '0.2', '0.4', '0.8', ...Array<string>(Math.ceil(badMs / 1000) + 30).fill('1')].join(','),
+    HERALD_POLL_INTERVAL_MS: '200',
+  }));
+  let p: HeraldProcess | null = null;
+  try {
+    p = await HeraldProcess.start(env);
+    const base = p.url;
+    const ledger = new Ledger();
+    const good = await ledger.tenant(base, 'Healthy');
+    const healthy = ['h1', 'h2'];
+    for (const r of healthy) await ledger.subscribe(base, good, rx.route(r, behaviours.healthy(5)));
+
+    // Phase 1: the healthy routes alone.
+    const t1 = Date.now();
+    await ledger.publish(() => base, good, healthyEvents, { batch: 500, concurrency: 2 }).done;
+    if ((await ledger.drained(rx, quick ? 30_000 : 120_000)) < 0) throw new Error('the healthy routes did not drain alone');
+    const aloneMs = rx.lastFirstAck(healthy) - t1;
+
+    // Phase 2: the same again, beside the bad routes, which misbehave from now for badMs.
+    const bad = await ledger.tenant(base, 'Misbehaving');
+    const from = Date.now() - rx.startedAt;
+    const kinds: [string, Action][] = [
+      ['reset', { kind: 'reset' }],
+      ['loris', { kind: 'loris', everyMs: Math.round(timeoutMs / 4) }],
+      ['garbage', { kind: 'garbage' }],
+      ['stall', { kind: 'stall', ms: quick ? 3000 : 30_000 }],
+      ['storm429', { kind: 'status', status: 429, retryAfter: '1' }],
+      ['fail500', { kind: 'status', status: 500 }],
+    ];
+    for (const [name, action] of kinds) await ledger.subscribe(base, bad, rx.route(name, behaviours.window(action, badMs, from)));
+    const t2 = Date.now();
+    const badRun = ledger.publish(() => base, bad, badEvents, { batch: 500, concurrency: 1 });
+    await ledger.publish(() => base, good, healthyEvents, { batch: 500, concurrency: 2 }).done;
+    await badRun.done;
+    const goodDrained = await (async () => {
+      const end = Date.now() + (quick ? 30_000 : 120_000);
+      while (Date.now() < end) {
+        if (!ledger.missing(rx).some((m) => healthy.includes(m.route))) return true;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return false;
+    })();
+    if (!goodDrained) throw new Error('the healthy routes did not drain beside the bad ones');
+    const besideMs = rx.lastFirstAck(healthy) - t2;
+    const drainMs = await ledger.drained(rx, quick ? 60_000 : 300_000);
+    const recoverMs = drainMs < 0 ? -1 : Math.max(0, rx.lastFirstAck(kinds.map(([n]) => n)) - (rx.startedAt + from + badMs));
+    const store = await checkStore(env, rx);
+    const alone = (healthyEvents * healthy.length) / (aloneMs / 1000);
+    const beside = (healthyEvents * healthy.length) / (besideMs / 1000);
+    const notes = size === 'full'
+      ? `healthy ${Math.round(alone)}/s alone, ${Math.round(beside)}/s beside the bad (ratio ${(beside / alone).toFixed(2)}); bad for ${badMs / 1000} s`
+      : `6 kinds bad for ${badMs / 1000} s, healthy ratio ${(beside / alone).toFixed(2)} (not asserted)`;
+    await explain(env, rx);
+    return ledger.result(`misbehaving receivers beside healthy, ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, rx, { store, recoverMs, notes });
+  } finally {
+    if (p) { p.kill('SIGKILL'); await p.exited; }
+    await rx.stop();
+    await cleanup();
+  }
+}
+
+export const scenarios: Scenario[] = [
+  { name: 'misbehaving receivers', engines: ['sqlite', 'postgres'], run: (size, engine) => misbehaving(engine, size) },
+];
