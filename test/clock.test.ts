@@ -9,6 +9,8 @@ for (const engine of engines()) {
   test(`clock steps of minutes forward and back on ${engine}: nothing lost, nothing early, no overlap`, { timeout: 60_000 }, async () => {
     const r = await runClockStep({ engine, perBatch: 20, subscriptions: 2, holdMs: 400 });
     assert.equal(r.events, 80);
+    assert.ok(r.inFlightAtSteps.every((n) => n > 0), `each step caught attempts in flight (${r.inFlightAtSteps})`);
+    assert.equal(r.waitedForBackStep, 0, 'every batch was in flight whole when the clock stepped');
     assert.ok(r.maxFirstWaitMs < 5000, `a first attempt waited ${r.maxFirstWaitMs} ms: publishes are due at once whatever the step`);
     assert.equal(r.lost, 0, 'every accepted delivery answered 2xx');
     assert.equal(r.unexpected, 0);
