@@ -16,10 +16,13 @@ export class HeraldProcess {
     this.exited = new Promise((r) => { this.resolveExit = r; });
   }
 
-  /** Starts the process and resolves with it once it logs that it is ready. */
-  static async start(env: Env): Promise<HeraldProcess> {
+  /**
+   * Starts the process and resolves with it once it logs that it is ready. `script`: another
+   * entry than `herald serve` (test/helpers/steppedServe.ts: on a clock the test steps).
+   */
+  static async start(env: Env, script: string[] = ['src/cli.ts', 'serve']): Promise<HeraldProcess> {
     const p = new HeraldProcess(env);
-    p.child = spawn(process.execPath, ['src/cli.ts', 'serve'], {
+    p.child = spawn(process.execPath, script, {
       env: { PATH: process.env.PATH, ...env, HERALD_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
