@@ -138,6 +138,9 @@ export class Dispatcher {
       const want = Math.min(this.o.claimBatch, room);
       this.woken = false;
       let claims: ClaimedDelivery[];
+      // The store's lease runs from when it took the claim: timed from the answer instead, a
+      // slow claim would leave less lease than this process believes it holds.
+      const claimedAt = this.clock.now();
       try {
         claims = await this.o.store.claimDue(want, this.o.leaseMs, this.room());
         backoff = 0;
@@ -150,7 +153,7 @@ export class Dispatcher {
         this.woken = false;
         continue;
       }
-      const leaseEnd = this.clock.now() + this.o.leaseMs;
+      const leaseEnd = claimedAt + this.o.leaseMs;
       for (const c of claims) {
         const mine = this.held.get(c.delivery.id);
         if (mine) {
