@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -73,6 +73,32 @@ function publisher(base: string, tenantId: string, prefix: string, lanes = 3, da
   };
   const done = Promise.all(Array.from({ length: lanes }, lane));
   return { tries, stop: async () => { running = false; await done; }, accepted: () => tries.filter((t) => t.status === 202) };
+}
+
+/** Fills the file system holding `path`'s directory with `path` until it refuses another byte. */
+function fill(path: string): void {
+  const fd = openSync(path, 'w');
+  try {
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    for (let i = 0; i < 10_000; i++) writeSync(fd, chunk);
+    assert.fail('the tmpfs never filled');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    try { for (let i = 0; i < 1000; i++) writeSync(fd, Buffer.alloc(512, 1)); } catch { /* the last bytes */ }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function mountTmpfs(size: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-full-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+  return dir;
+}
+
+function unmount(dir: string): void {
+  try { execFileSync('umount', [dir]); } catch { execFileSync('umount', ['-l', dir]); }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 const delivered = (rx: Receiver) => new Set(rx.received.map((r) => String(r.headers['webhook-id'])));
@@ -273,17 +299,87 @@ describe('PostgreSQL goes away (a private server of this test)', { skip: pgSkip 
   });
 });
 
-describe('SQLite on a disk that fills up (a tmpfs of this test)', { skip: fullSkip }, () => {
+describe('PostgreSQL out of disk (a tablespace on a tmpfs of this test)', { skip: pgSkip }, () => {
+  let server: PrivatePg;
   let dir = '';
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'herald-full-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]);
+  before(async () => {
+    server = await PrivatePg.create();
+    dir = mountTmpfs('8m');
+    mkdirSync(join(dir, 'ts'));
+    chownSync(join(dir, 'ts'), Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+    const c = new pg.Client({ connectionString: server.url });
+    await c.connect();
+    try {
+      // Herald's tables go to the small tablespace; the catalog and the WAL stay on the real disk,
+      // so that the server refuses writes (53100) rather than stopping.
+      await c.query(`CREATE TABLESPACE small LOCATION '${join(dir, 'ts')}'`);
+      await c.query('CREATE DATABASE herald_full');
+      await c.query('ALTER DATABASE herald_full SET default_tablespace = small');
+    } finally {
+      await c.end();
+    }
   });
   after(() => {
-    if (!dir) return;
-    try { execFileSync('umount', [dir]); } catch { execFileSync('umount', ['-l', dir]); }
-    rmSync(dir, { recursive: true, force: true });
+    // Removing the server removes its tablespace's link; the tmpfs goes with its files.
+    server?.destroy();
+    if (dir) unmount(dir);
   });
+
+  test('publishes answer 507, reads still work, /readyz is not ready until a write succeeds, and nothing accepted is lost', async () => {
+    const rx = await new Receiver(() => ({ status: 200 })).start();
+    const url = server.url.replace(/\/postgres$/, '/herald_full');
+    const { env, cleanup } = testEnv('sqlite', { ...FAST, DATABASE_URL: url, HERALD_DATABASE_SCHEMA: 'h' });
+    const p = await HeraldProcess.start(env);
+    const filler = join(dir, 'filler');
+    try {
+      const t = await setup(p.url, rx.url);
+      const pad = { pad: 'x'.repeat(3000) };
+      const accepted: { key: string; id: string }[] = [];
+      const publish = async (key: string) => {
+        const r = await admin(p.url, 'POST', '/admin/v1/events', { tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: key, data: pad });
+        if (r.status === 202) accepted.push({ key, id: r.body.id });
+        return r;
+      };
+      for (let i = 0; i < 5; i++) assert.equal((await publish(`before-${i}`)).status, 202);
+      await rx.waitFor(5);
+      fill(filler);
+      // Pages that still have room take a few more rows; the next extension of a table is refused.
+      const during: Answer[] = [];
+      for (let i = 0; i < 200 && !during.some((r) => r.status === 507); i++) during.push(await publish(`full-${i}`));
+      assert.deepEqual([...new Set(during.map((r) => r.status))].filter((s) => s !== 202 && s !== 507), [], 'every publish answered 202 or 507');
+      const refused = during.find((r) => r.status === 507);
+      assert.ok(refused, 'the full tablespace refused a publish');
+      assert.equal(refused.retryAfter, '5');
+      assert.equal(refused.body.error.code, 'insufficient_storage');
+      assert.match(refused.body.error.message, /out of disk space/);
+      assert.equal((await call(p.url, 'GET', '/api/v1/endpoints', { authorization: `Bearer ${t.credentials.api_token}` })).status, 200, 'reads still work');
+      const ready = await admin(p.url, 'GET', '/readyz');
+      assert.equal(ready.status, 503);
+      assert.match(JSON.stringify(ready.body), /writes are refused/);
+
+      rmSync(filler);
+      for (let i = 0; i < 3; i++) assert.equal((await publish(`after-${i}`)).status, 202);
+      await eventually(() => { const got = delivered(rx); return accepted.every((a) => got.has(a.id)); }, 20_000, 'every accepted event delivered');
+      await eventually(async () => (await admin(p.url, 'GET', '/readyz')).status === 200, 10_000, 'ready again');
+      const stored = await pgEvents(url, 'h');
+      assert.deepEqual(stored, new Map(accepted.map((a) => [a.key, a.id])), 'the store holds exactly what was answered 202');
+      assert.equal(p.child.exitCode, null);
+      console.log(`# PostgreSQL out of disk: ${accepted.length} accepted, refused after ${during.length - 1} more fitted`);
+      p.kill('SIGTERM');
+      assert.equal((await p.exited).code, 0);
+    } finally {
+      if (p.child.exitCode === null) p.kill('SIGKILL');
+      rmSync(filler, { force: true });
+      await rx.stop();
+      await cleanup();
+    }
+  });
+});
+
+describe('SQLite on a disk that fills up (a tmpfs of this test)', { skip: fullSkip }, () => {
+  let dir = '';
+  before(() => { dir = mountTmpfs('8m'); });
+  after(() => { if (dir) unmount(dir); });
 
   test('publishes answer 507 with Retry-After, reads still work, nothing accepted is lost, and Herald delivers once space returns', async () => {
     const rx = await new Receiver(() => ({ status: 200 })).start();
@@ -304,17 +400,7 @@ describe('SQLite on a disk that fills up (a tmpfs of this test)', { skip: fullSk
       await rx.waitFor(10);
 
       // Fill what is left of the file system with a file of our own, beside the database.
-      const fd = openSync(filler, 'w');
-      try {
-        const chunk = Buffer.alloc(64 * 1024, 1);
-        for (let i = 0; i < 10_000; i++) writeSync(fd, chunk);
-        assert.fail('the tmpfs never filled');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-        try { for (let i = 0; i < 1000; i++) writeSync(fd, Buffer.alloc(512, 1)); } catch { /* the last bytes */ }
-      } finally {
-        closeSync(fd);
-      }
+      fill(filler);
 
       const during: Answer[] = [];
       for (let i = 0; i < 30; i++) during.push(await publish(`full-${i}`));

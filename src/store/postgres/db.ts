@@ -12,10 +12,15 @@ function bind(params: Param[] | undefined): unknown[] {
   return params ?? [];
 }
 
-/** A server down, restarting or out of disk leaves as a StoreUnavailableError; anything else as it came. */
-function classified(err: unknown): unknown {
-  return pgUnavailable(err) ?? err;
-}
+/**
+ * A write refused for a full disk, shared by a Db, its transactions and its relaxed sessions,
+ * until a write changes rows again: the server still answers reads then, and /readyz must know.
+ * `changed` marks a transaction that changed rows, so that its COMMIT can clear `full`.
+ */
+interface Health { full: StoreUnavailableError | null }
+
+/** Whether a statement's result says it changed rows. */
+const changedRows = (r: pg.QueryResult) => r.command !== 'SELECT' && (r.rowCount ?? 0) > 0;
 
 // A client checked out for a transaction has no error listener of the pool's: a server that
 // dies meanwhile would emit an 'error' nobody hears, which ends the process. The transaction's
@@ -28,43 +33,59 @@ export class PostgresDb implements Db {
   private readonly conn: Queryable;
   private readonly relaxedPool: pg.Pool | null;
   private relaxedDb: PostgresDb | null = null;
+  private readonly health: Health;
+  /** In a transaction: whether a statement of it changed rows. */
+  private changed = false;
 
   /** `relaxedPool`: sessions with synchronous_commit off, for `relaxed`. */
-  constructor(pool: pg.Pool, conn?: Queryable, relaxedPool: pg.Pool | null = null) {
+  constructor(pool: pg.Pool, conn?: Queryable, relaxedPool: pg.Pool | null = null, health: Health = { full: null }) {
     this.pool = pool;
     this.conn = conn ?? pool;
     this.relaxedPool = relaxedPool;
+    this.health = health;
   }
 
   get relaxed(): PostgresDb {
     if (!this.relaxedPool || this.conn !== this.pool) return this;
-    return (this.relaxedDb ??= new PostgresDb(this.relaxedPool));
+    return (this.relaxedDb ??= new PostgresDb(this.relaxedPool, undefined, null, this.health));
+  }
+
+  /** A server down, restarting or out of disk leaves as a StoreUnavailableError; anything else as it came. */
+  private classified(err: unknown): unknown {
+    const u = pgUnavailable(err);
+    if (u?.reason === 'full') this.health.full = u;
+    return u ?? err;
+  }
+
+  private async query(q: string | { text: string; values: unknown[] }): Promise<pg.QueryResult> {
+    let r: pg.QueryResult;
+    try {
+      r = await this.conn.query(q);
+    } catch (err) {
+      throw this.classified(err);
+    }
+    if (this.health.full && changedRows(r)) {
+      // Outside a transaction the change is committed; inside, it counts at COMMIT.
+      if (this.conn === this.pool) this.health.full = null;
+      else this.changed = true;
+    }
+    return r;
+  }
+
+  writesRefused(): Error | null {
+    return this.health.full;
   }
 
   async all<T>(sql: string, params?: Param[]): Promise<T[]> {
-    try {
-      const r = await this.conn.query({ text: sql, values: bind(params) });
-      return r.rows as T[];
-    } catch (err) {
-      throw classified(err);
-    }
+    return (await this.query({ text: sql, values: bind(params) })).rows as T[];
   }
 
   async run(sql: string, params?: Param[]): Promise<number> {
-    try {
-      const r = await this.conn.query({ text: sql, values: bind(params) });
-      return r.rowCount ?? 0;
-    } catch (err) {
-      throw classified(err);
-    }
+    return (await this.query({ text: sql, values: bind(params) })).rowCount ?? 0;
   }
 
   async exec(sql: string): Promise<void> {
-    try {
-      await this.conn.query(sql);
-    } catch (err) {
-      throw classified(err);
-    }
+    await this.query(sql);
   }
 
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
@@ -73,19 +94,21 @@ export class PostgresDb implements Db {
     try {
       client = await this.pool.connect();
     } catch (err) {
-      throw classified(err);
+      throw this.classified(err);
     }
     client.on('error', ignore);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const out = await fn(new PostgresDb(this.pool, client));
+      const inner = new PostgresDb(this.pool, client, null, this.health);
+      const out = await fn(inner);
       await client.query('COMMIT');
+      if (inner.changed) this.health.full = null;
       return out;
     } catch (err) {
-      const c = classified(err);
+      const c = this.classified(err);
       // A client whose connection failed goes, rather than back to the pool for the next caller to meet.
-      if (c instanceof StoreUnavailableError) broken = c;
+      if (c instanceof StoreUnavailableError && c.reason === 'unreachable') broken = c;
       await client.query('ROLLBACK').catch(() => undefined);
       throw c;
     } finally {
