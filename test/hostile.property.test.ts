@@ -96,13 +96,17 @@ function plausible(r: TenantRecords, hook: string) {
     `${hook}/p`, 'http://127.0.0.1:1/x', 'ftp://127.0.0.1/x', 'http://10.0.0.1/x', 'http://[::1]:1/x', 'not a url', '',
     'Employee.Add', 'Employee.*', '*.*', 'Add', '*', 'Employee', 'Payroll', 'Nope.Nope', ['Employee.Add'], ['Add'], ['Employee'], ['*'], [], ['Employee.Add', 42],
     r.id, r.endpointId, r.gustoId, ABSENT, 'client_credentials', r.clientId, r.clientSecret, 'x'.repeat(33), 'é'.repeat(40),
+    'a\u0000b', '\u0000', '\ud800', 'line\r\nbreak', '\u202e', 'http://127.0.0.1:9/\u0000', ['Employee.Add\u0000'], { 'X-N': 'a\u0000' }, { 'X-\u0000': 'v' },
     { 'X-Ok': 'v' }, { Host: 'evil' }, { 'Bad Name': 'v' }, { 'X-A': 'a\r\nb' }, 100, 599, 600, -1, 1.5, 1e308, true, false, null,
   );
 }
 
 /** A body shaped like the route's schema: some of its fields (and maybe an unknown one), random values. */
 function shapedBody(props: string[], r: TenantRecords, hook: string, paycor: boolean) {
-  const value = fc.oneof({ weight: 3, arbitrary: plausible(r, hook) }, { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }) }, { weight: 1, arbitrary: fc.string({ maxLength: 3000 }) });
+  const value = fc.oneof(
+    { weight: 3, arbitrary: plausible(r, hook) }, { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }) }, { weight: 1, arbitrary: fc.string({ maxLength: 3000 }) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 100, unit: 'binary' }) }, { weight: 1, arbitrary: fc.dictionary(fc.string({ maxLength: 10, unit: 'binary' }), fc.string({ maxLength: 10, unit: 'binary' }), { maxKeys: 4 }) },
+  );
   const name = fc.oneof(
     { weight: 5, arbitrary: props.length ? fc.constantFrom(...props) : fc.constant('x') },
     // Paycor-style names bind in any letter case.
@@ -205,18 +209,23 @@ for (const engine of engines()) {
     });
     after(async () => { await h?.stop(); });
 
+    /** The store as the last request left it: a refusal must leave it so; a success moves it on. */
+    let baseline: Record<string, unknown> | null = null;
+
     /** Sends one request and checks every property; answers what went wrong, or null. */
     async function check(route: Route, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<string | null> {
-      const before = await storeSnapshot(h);
+      baseline ??= await storeSnapshot(h);
       const a = await rawRequest(h.url, { method, path, headers, body });
       seen.set(String(a.status), (seen.get(String(a.status)) ?? 0) + 1);
+      const after = await storeSnapshot(h);
+      const before = baseline;
+      baseline = after;
       const where = `${method} ${path.slice(0, 200)} [${route.doc}] → ${a.status} ${a.text.slice(0, 300)}`;
       if (!(a.status >= 100 && a.status < 500)) return `5xx or no status: ${where}`;
       if (a.status < 400) return null;
       // A HEAD answer has no body to be in a shape.
       const shape = method === 'HEAD' ? null : shapeProblem(path, a);
       if (shape) return `${shape}: ${where}`;
-      const after = await storeSnapshot(h);
       try { assert.deepEqual(after, before); } catch (err) { return `a refused call wrote to the store: ${where}\n${(err as Error).message.slice(0, 1500)}`; }
       return null;
     }
