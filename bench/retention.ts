@@ -1,13 +1,13 @@
 // Retention, measured (not part of npm test):
 //   npx node bench/retention.ts [--deliveries 1000000] [--engine sqlite,postgres] [--throughput 20000]
-//     [--batch 1000] [--pause-ms 100] [--rounds 3] [--vacuum]
+//     [--batch 1000] [--pause-ms 100] [--rounds 3] [--vacuum] [--indexes]
 // For each engine: writes `deliveries` finished deliveries (one attempt each, four deliveries an
 // event, a thousandth of them held) dated 40 days back, as Herald would have made them then;
 // measures delivery throughput from a Herald process on that store without pruning and with its
 // pruner working through the backlog; prunes it all with Herald's pruner (batch times); and then
 // writes and prunes the same again (`rounds` in all), to show the space freed is reused rather
 // than added to. --vacuum: at the end, what a one-off VACUUM of the SQLite file (Herald stopped)
-// takes and gives back.
+// takes and gives back. --indexes: PostgreSQL's size of each index too.
 // Sizes: the SQLite file (after a WAL checkpoint) and its free pages; PostgreSQL's
 // pg_total_relation_size of the three tables (after a plain VACUUM, which autovacuum would do).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     'pause-ms': { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
     vacuum: { type: 'boolean', default: false },
+    indexes: { type: 'boolean', default: false },
   },
 });
 const N = Number(args.deliveries);
@@ -136,7 +137,15 @@ async function sizes(store: SqlStore, dir: string): Promise<Sizes> {
   const total = r.reduce((x, y) => x + Number(y.n), 0);
   const heap = r.reduce((x, y) => x + Number(y.heap), 0);
   const idx = r.reduce((x, y) => x + Number(y.idx), 0);
-  return { text: `${r.map((x) => `${x.t} ${mb(Number(x.n))}`).join(', ')}; total ${mb(total)} (tables ${mb(heap)}, indexes ${mb(idx)})`, bytes: total, rows };
+  let each = '';
+  if (args.indexes) {
+    const ix = await db.all<{ i: string; n: number }>(
+      `SELECT c.relname AS i, pg_relation_size(c.oid) AS n FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+       WHERE t.relname IN ('events', 'deliveries', 'attempts') AND t.relnamespace = current_schema()::regnamespace ORDER BY c.relname`,
+    );
+    each = ` [${ix.map((x) => `${x.i} ${mb(Number(x.n))}`).join(', ')}]`;
+  }
+  return { text: `${r.map((x) => `${x.t} ${mb(Number(x.n))}`).join(', ')}; total ${mb(total)} (tables ${mb(heap)}, indexes ${mb(idx)})${each}`, bytes: total, rows };
 }
 
 async function prune(store: SqlStore): Promise<string> {
