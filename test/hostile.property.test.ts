@@ -375,3 +375,40 @@ describe('fault: HEAD on a stream route', () => {
     assert.match(g.headers['content-type']!, /text\/event-stream/);
   });
 });
+
+// With dispatch off (above) the listen stream is refused before its query is read; here it is on.
+describe('herald listen\'s stream query, by machine (dispatch on)', () => {
+  let h: TestHerald;
+  before(async () => { h = await startHerald('sqlite'); });
+  after(async () => { await h?.stop(); });
+
+  test('random session and events values: a 4xx in Herald\'s shape that writes nothing, or a stream', async () => {
+    const t = await h.tenant('Listener');
+    const headers = { authorization: `Bearer ${t.credentials.api_token}` };
+    const session = fc.oneof(fc.constantFrom('default', 's1', 'a.b-c_d', '-x', '.x', 'a'.repeat(64), 'a'.repeat(65), '%00', '%FF', 'x%20y', ''), fc.string({ maxLength: 70, unit: 'binary' }).map(enc));
+    const events = fc.oneof(
+      fc.constantFrom('Employee.*', '*.*', 'Employee.Add,Payroll.paid', 'Nope.Nope', 'Employee', '*', ',,,', 'Employee.Add,'.repeat(201), '%00', 'Employee.*%0d%0a'),
+      fc.array(fc.constantFrom('Employee.Add', 'Payroll.*', 'x.y', '*.Add', 'Employee.', '.Add', 'É.x'), { maxLength: 5 }).map((l) => enc(l.join(','))),
+      fc.string({ maxLength: 40, unit: 'binary' }).map(enc),
+    );
+    const statuses: number[] = [];
+    const problems: string[] = [];
+    await fc.assert(fc.asyncProperty(session, fc.option(events), async (sess, ev) => {
+      const before = await storeSnapshot(h);
+      const path = `/api/v1/listen?session=${sess}${ev === null ? '' : `&events=${ev}`}`;
+      const a = await rawRequest(h.url, { method: 'GET', path, headers });
+      statuses.push(a.status);
+      if (a.status === 200) {
+        // The stream was cut off: wait for its session to be paused again before the next run.
+        for (let i = 0; i < 50 && (await h.herald.store.db.all('SELECT id FROM subscriptions WHERE paused = $1', [false])).length > 0; i++) await new Promise((ok) => setTimeout(ok, 20));
+        return;
+      }
+      if (a.status < 400 || a.status >= 500) { problems.push(`${path} → ${a.status} ${a.text.slice(0, 200)}`); return; }
+      const shape = shapeProblem(path, a);
+      if (shape) problems.push(`${shape}: ${path} → ${a.text.slice(0, 200)}`);
+      try { assert.deepEqual(await storeSnapshot(h), before); } catch { problems.push(`a refused call wrote: ${path}`); }
+    }), { numRuns: Math.min(RUNS * 4, 400), seed: SEED });
+    assert.deepEqual(problems, []);
+    assert.ok(statuses.some((s) => s === 200) && statuses.some((s) => s === 400 || s === 422), JSON.stringify(statuses));
+  });
+});
