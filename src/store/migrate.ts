@@ -18,6 +18,13 @@ export function loadMigrations(engine: Db['engine']): Migration[] {
 }
 
 /**
+ * Taken in each migration's transaction on PostgreSQL. Advisory locks are database-wide: keyed
+ * by schema, so that Heralds in other schemas of the same database (HERALD_DATABASE_SCHEMA)
+ * neither wait for this one nor make it wait.
+ */
+export const MIGRATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('herald_migrate:' || current_schema()))";
+
+/**
  * Applies the migrations not yet applied, each in its own transaction, under a lock so
  * two processes starting together do not both apply one. Refuses a schema newer than
  * this Herald knows. Answers the versions it applied.
@@ -29,7 +36,7 @@ export async function migrate(db: Db): Promise<number[]> {
   const applied: number[] = [];
   for (const m of migrations) {
     const done = await db.tx(async (t) => {
-      if (t.engine === 'postgres') await t.all("SELECT pg_advisory_xact_lock(hashtext('herald_migrate'))");
+      if (t.engine === 'postgres') await t.all(MIGRATION_LOCK_SQL);
       const rows = await t.all<{ version: number }>('SELECT MAX(version) AS version FROM herald_migrations');
       const current = Number(rows[0]?.version ?? 0);
       if (current > known) throw new Error(`the database schema is at version ${current}, newer than this Herald knows (${known}); upgrade Herald`);
