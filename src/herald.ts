@@ -116,7 +116,7 @@ export class Herald {
       dashboard: new DashboardStore(this.store),
       operational: { metrics: this.metrics, readiness: () => readiness(this.store.db, (err) => this.log.warn({ err }, '/readyz: the store is not ready')) }, listen: this.listenHub }, this.log);
     if (c.dispatch) this.dispatcher.start();
-    this.pruner = new Pruner({ db: this.store.db, log: this.log, retentionMs: c.retentionMs, intervalMs: c.retentionIntervalMs, batch: c.retentionBatch, pauseMs: c.retentionPauseMs });
+    this.pruner = new Pruner({ db: this.store.db, log: this.log, retentionMs: c.retentionMs, intervalMs: c.retentionIntervalMs, batch: c.retentionBatch, pauseMs: c.retentionPauseMs, now: () => this.clock.now() });
     this.pruner.start();
     this.recoveries = new RecoveryRunner({
       store: this.store, log: this.log, ratePerSecond: c.recoveryRatePerSecond, leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs,
