@@ -129,7 +129,15 @@ export class Herald {
 
   /** Stops taking requests and claiming, lets in-flight attempts finish (bounded), closes the store. */
   async stop(): Promise<void> {
-    await this.app?.close();
+    // A keep-alive connection busy when the close began goes idle after its answer, and the
+    // close would wait out the keep-alive timeout (72 s) for it while claiming went on.
+    const server = this.app?.server;
+    const sweep = setInterval(() => server?.closeIdleConnections(), 100);
+    try {
+      await this.app?.close();
+    } finally {
+      clearInterval(sweep);
+    }
     await this.dispatcher?.stop(this.config.shutdownGraceMs);
     await this.sender?.close();
     await this.pruner?.stop();
