@@ -76,12 +76,6 @@ async function underFaults(name: string, engine: Engine, size: Size, o: { proces
       p.kill(o.signal);
       const exit = await p.exited;
       exitMs = Math.max(exitMs, Date.now() - k0);
-      if (process.env.HERALD_CHAOS_DEBUG && Date.now() - k0 > 5000) {
-        const { appendFileSync } = await import('node:fs');
-        const after = p.lines.filter((l) => { try { return JSON.parse(l).time >= k0 - 50; } catch { return true; } });
-        const attempts = after.filter((l) => l.includes('"delivery attempt"'));
-        appendFileSync('/tmp/herald-chaos-slow-exit.log', `--- ${name} exit took ${Date.now() - k0} ms after ${k0}; ${attempts.length} attempts after, first ${attempts[0]?.slice(0, 60)}, last ${attempts.at(-1)?.slice(0, 60)}\n${after.filter((l) => !l.includes('"delivery attempt"')).join('\n')}\n`);
-      }
       const s0 = Date.now();
       if (o.signal === 'SIGTERM' && exit.code === 0) cleanExits++;
       // A new port each time: the old one could meanwhile go to a Herald of a scenario running beside this one.
@@ -92,7 +86,6 @@ async function underFaults(name: string, engine: Engine, size: Size, o: { proces
     const drainMs = await ledger.drained(rx, quick ? 30_000 : 120_000);
     for (const r of recoveries) {
       const ms = rx.recoveryMs(r.caught, r.at);
-      if (ms < 0 && process.env.HERALD_CHAOS_DEBUG) console.log('unrecovered', r.at, r.caught.filter((c) => !(rx.routeRecord(c.route)?.oks.get(c.key) ?? []).some((t) => t >= r.at)).map((c) => [c, rx.routeRecord(c.route)?.oks.get(c.key), rx.routeRecord(c.route)?.arrivals.get(c.key)]));
       maxRecoverMs = ms < 0 ? -1 : Math.max(maxRecoverMs, ms);
       if (ms < 0) break;
     }
