@@ -31,7 +31,8 @@ export class HeraldProcess {
     const errs: string[] = [];
     p.child.stderr!.on('data', (d: Buffer) => errs.push(d.toString()));
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`Herald did not start: ${errs.join('')}`)), 20_000);
+      // A start that times out is killed, or it would live on, orphaned, once the test is gone.
+      const t = setTimeout(() => { p.child.kill('SIGKILL'); reject(new Error(`Herald did not start in 20 s: ${errs.join('')}`)); }, 20_000);
       rl.on('line', (line) => {
         p.lines.push(line);
         if (line.includes('"Herald is ready"')) {

@@ -6,11 +6,14 @@ import { HeraldProcess } from '../../helpers/child.ts';
 import { testEnv } from '../../helpers/herald.ts';
 import { behaviours, chaosEnv, checkStore, explain, Ledger, RecordingReceiver, type Action, type ChaosResult, type Engine, type Scenario, type Size } from '../harness.ts';
 
-/** Delays doubling from 0.1 s up to `capS`, covering at least `totalS` seconds. */
-function retrySchedule(capS: number, totalS: number): string[] {
+/**
+ * Delays doubling from 0.1 s up to `capS`, covering at least `totalS` seconds, and at least
+ * `count` of them: a 429 with `Retry-After: 1` uses up a retry a second whatever the schedule.
+ */
+function retrySchedule(capS: number, totalS: number, count: number): string[] {
   const out: string[] = [];
   let d = 0.1, sum = 0;
-  while (sum < totalS) { out.push(String(d)); sum += d; d = Math.min(capS, d * 2); }
+  while (sum < totalS || out.length < count) { out.push(String(d)); sum += d; d = Math.min(capS, d * 2); }
   return out;
 }
 
@@ -27,7 +30,7 @@ async function misbehaving(engine: Engine, size: Size): Promise<ChaosResult> {
     HERALD_LEASE_SECONDS: String((timeoutMs * 2.5) / 1000),
     // Doubling as the default schedule does, but capped low (8 s; quick 2 s) so that the bad
     // routes recover soon after their spell, with retries enough to outlast it.
-    HERALD_RETRY_SCHEDULE: retrySchedule(quick ? 2 : 8, badMs / 1000 + 60).join(','),
+    HERALD_RETRY_SCHEDULE: retrySchedule(quick ? 2 : 8, badMs / 1000 + 60, badMs / 1000 + 15).join(','),
     HERALD_POLL_INTERVAL_MS: '200',
   }));
   let p: HeraldProcess | null = null;
@@ -45,6 +48,7 @@ async function misbehaving(engine: Engine, size: Size): Promise<ChaosResult> {
     if ((await ledger.drained(rx, quick ? 30_000 : 120_000)) < 0) throw new Error('the healthy routes did not drain alone');
     const aloneMs = rx.lastFirstAck(healthy) - t1;
 
+    const phase1Requests = rx.allRoutes().reduce((n, r) => n + r.total, 0);
     // Phase 2: the same again, beside the bad routes, which misbehave from now for badMs.
     const bad = await ledger.tenant(base, 'Misbehaving');
     const from = Date.now() - rx.startedAt;
@@ -71,13 +75,16 @@ async function misbehaving(engine: Engine, size: Size): Promise<ChaosResult> {
     })();
     if (!goodDrained) throw new Error('the healthy routes did not drain beside the bad ones');
     const besideMs = rx.lastFirstAck(healthy) - t2;
+    // Every request the receiver took meanwhile (healthy and bad, answered or not): tells a
+    // busy receiver or sender from a slow store.
+    const requestsBeside = rx.allRoutes().reduce((n, r) => n + r.total, 0) - phase1Requests;
     const drainMs = await ledger.drained(rx, quick ? 60_000 : 300_000);
     const recoverMs = drainMs < 0 ? -1 : Math.max(0, rx.lastFirstAck(kinds.map(([n]) => n)) - (rx.startedAt + from + badMs));
     const store = await checkStore(env, rx);
     const alone = (healthyEvents * healthy.length) / (aloneMs / 1000);
     const beside = (healthyEvents * healthy.length) / (besideMs / 1000);
     const notes = size === 'full'
-      ? `healthy ${Math.round(alone)}/s alone, ${Math.round(beside)}/s beside the bad (ratio ${(beside / alone).toFixed(2)}); bad for ${badMs / 1000} s`
+      ? `healthy ${Math.round(alone)}/s alone, ${Math.round(beside)}/s beside the bad (ratio ${(beside / alone).toFixed(2)}); all requests meanwhile ${Math.round(requestsBeside / (besideMs / 1000))}/s; bad for ${badMs / 1000} s`
       : `6 kinds bad for ${badMs / 1000} s, healthy ratio ${(beside / alone).toFixed(2)} (not asserted)`;
     await explain(env, rx);
     return ledger.result(`misbehaving receivers beside healthy, ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, rx, { store, recoverMs, notes });
