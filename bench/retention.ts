@@ -12,6 +12,7 @@
 // pg_total_relation_size of the three tables (after a plain VACUUM, which autovacuum would do).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { uuidv7At as idAt } from '../src/domain/ids.ts';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -47,15 +48,6 @@ const log = (msg: string) => process.stderr.write(`[retention ${new Date().toISO
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
 
-/** A UUIDv7 as Herald made it at `ms` (its own never goes back in time). */
-function idAt(ms: number): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(ms, 0, 6);
-  b[6] = 0x70 | (b[6]! & 0x0f);
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 
 interface Subs { tenants: string[]; subs: Map<string, string[]> }
 

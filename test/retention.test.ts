@@ -5,7 +5,7 @@
 // as Herald would have made them then.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { uuidv7At as idAt } from '../src/domain/ids.ts';
 import { loadConfig } from '../src/config.ts';
 import { DAY_MS } from '../src/domain/retention.ts';
 import { Pruner } from '../src/dispatch/pruner.ts';
@@ -18,15 +18,6 @@ import { eventually, Receiver } from './helpers/receiver.ts';
 
 const HOUR_MS = 3_600_000;
 
-/** A UUIDv7 as Herald made it at `ms` (its own uuidv7 never goes back in time). */
-function idAt(ms: number): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(ms, 0, 6);
-  b[6] = 0x70 | (b[6]! & 0x0f);
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 const log = makeLogger('silent');
 
 interface Old {
