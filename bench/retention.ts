@@ -16,7 +16,7 @@ import { uuidv7At as idAt } from '../src/domain/ids.ts';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { freePort } from '../test/helpers/freePort.ts';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { DAY_MS } from '../src/domain/retention.ts';
@@ -155,13 +155,6 @@ async function prune(store: SqlStore): Promise<string> {
 
 // ---------- throughput from a Herald process on the seeded store ----------
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((ok) => s.close(() => ok()));
-  return port;
-}
 
 class Receiver {
   child!: ChildProcess;

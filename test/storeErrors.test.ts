@@ -15,7 +15,7 @@ import { PostgresDb } from '../src/store/postgres/db.ts';
 import { SqliteDb } from '../src/store/sqlite/db.ts';
 import { pgUnavailable, sqliteUnavailable } from '../src/store/unavailable.ts';
 import { PG_URL, pgEnabled } from './helpers/pg.ts';
-import { freePort } from './helpers/privatePg.ts';
+import { freePort } from './helpers/freePort.ts';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
