@@ -7,7 +7,8 @@ import type { Attempt, Delivery, Subscription } from '../../domain/model.ts';
 import { NOTICE_ENTITY } from '../../domain/notices.ts';
 import { DELIVERY_STATES, type DeliveryState, type Dialect } from '../../domain/states.ts';
 import type { Db, Param } from '../db.ts';
-import { attemptOf, deliveryOf, subscriptionOf, type SqlStore } from '../sqlStore.ts';
+import { attemptOf, deliveryOf, subscriptionOf } from '../rows.ts';
+import type { SqlStore } from '../sqlStore.ts';
 
 type Row = Record<string, any>;
 

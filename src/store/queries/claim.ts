@@ -1,0 +1,98 @@
+// Claiming due deliveries under a lease, each subscription no more than it has room for.
+import { randomBytes } from 'node:crypto';
+import type { ClaimedDelivery, Subscription } from '../../domain/model.ts';
+import type { Db, Param } from '../db.ts';
+import { deliveryOf, eventOf, subscriptionOf, type Row } from '../rows.ts';
+import type { ClaimRoom } from '../store.ts';
+import type { StoreContext } from './context.ts';
+
+export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number, room: ClaimRoom = { bySubscription: new Map(), otherwise: limit }): Promise<ClaimedDelivery[]> {
+  const token = randomBytes(12).toString('base64url');
+  const skip = [...room.bySubscription].filter(([, n]) => n <= 0).map(([id]) => id);
+  const now = ctx.clock.now();
+  const rows = ctx.db.engine === 'postgres'
+    ? await claimInOneStatement(ctx, limit, now, now + leaseMs, token, skip, room)
+    : await ctx.db.tx((t) => claimStepByStep(t, limit, now, now + leaseMs, token, skip, room));
+  // A claim often holds many deliveries to one subscription: read its row once.
+  const subs = new Map<string, Subscription>();
+  return rows.map((r) => {
+    let sub = subs.get(r.subscription_id);
+    if (!sub) subs.set(r.subscription_id, (sub = subscriptionOf(r.sub)));
+    return { delivery: deliveryOf(r, now), leaseToken: token, event: eventOf(r.ev), subscription: sub, tenantNumber: Number(r.tenant_number), failureStreak: Number(r.sub.failure_streak ?? 0) };
+  });
+}
+
+/**
+ * SQLite, one writer at a time: read a window of the oldest due deliveries, give each
+ * subscription what it has room for, lease those, and load their events and subscriptions.
+ */
+async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom): Promise<Row[]> {
+  const due = await t.all<{ id: string; subscription_id: string }>(
+    `SELECT id, subscription_id FROM deliveries
+     WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})
+     ORDER BY next_attempt_at LIMIT $2`,
+    // A window no wider than the claim: reading four times as many rows to fill the rooms of
+    // partly busy subscriptions cost five times as much, on every claim.
+    [now, limit, t.list(skip)],
+  );
+  const left = new Map(room.bySubscription);
+  const ids: string[] = [];
+  for (const d of due) {
+    const r = left.get(d.subscription_id) ?? room.otherwise;
+    if (r <= 0) continue;
+    left.set(d.subscription_id, r - 1);
+    ids.push(d.id);
+    if (ids.length >= limit) break;
+  }
+  if (ids.length === 0) return [];
+  const claimed = await t.all(
+    `UPDATE deliveries SET next_attempt_at = $2, lease_token = $3, updated_at = $1 WHERE ${t.inList('id', 4)} RETURNING *`,
+    [now, leaseEnd, token, t.list(ids)],
+  );
+  const events = new Map((await t.all(`SELECT * FROM events WHERE ${t.inList('id', 1)}`, [t.list([...new Set(claimed.map((r) => r.event_id as string))])])).map((r) => [r.id, r]));
+  const subs = new Map((await t.all(
+    `SELECT s.*, t.number AS tenant_number FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id WHERE ${t.inList('s.id', 1)}`,
+    [t.list([...new Set(claimed.map((r) => r.subscription_id as string))])],
+  )).map((r) => [r.id, r]));
+  for (const r of claimed) {
+    r.ev = events.get(r.event_id);
+    r.sub = subs.get(r.subscription_id);
+    r.tenant_number = r.sub.tenant_number;
+  }
+  return claimed;
+}
+
+/**
+ * PostgreSQL, many claimers at once: the same steps in one statement, so one round trip.
+ * SKIP LOCKED passes over rows another claimer is taking; each subscription gets the rows
+ * ranked within its room.
+ */
+async function claimInOneStatement(ctx: StoreContext, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom): Promise<Row[]> {
+  const subs = [...room.bySubscription.keys()];
+  return ctx.db.relaxed.all(
+    `WITH win AS (
+       SELECT id, subscription_id, next_attempt_at FROM deliveries
+       WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (subscription_id = ANY($3::text[]))
+       ORDER BY next_attempt_at LIMIT $4
+       FOR UPDATE SKIP LOCKED
+     ), ranked AS (
+       SELECT w.id, w.next_attempt_at, COALESCE(r.room, $5) AS room,
+              ROW_NUMBER() OVER (PARTITION BY w.subscription_id ORDER BY w.next_attempt_at) AS rn
+       FROM win w LEFT JOIN unnest($6::text[], $7::int[]) AS r(sub, room) ON r.sub = w.subscription_id
+     ), picked AS (
+       SELECT id FROM ranked WHERE rn <= room ORDER BY next_attempt_at LIMIT $2
+     ), upd AS (
+       UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING d.*
+     )
+     SELECT upd.*, row_to_json(e) AS ev, row_to_json(s) AS sub, t.number AS tenant_number
+     FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
+    // The window is no wider than the claim: each row in it is locked, and a lock is a write.
+    [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token],
+  );
+}
+
+export async function nextDueAt(ctx: StoreContext): Promise<number | null> {
+  const rows = await ctx.db.all<{ at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE status = 'pending'");
+  const at = rows[0]?.at;
+  return at === null || at === undefined ? null : Number(at);
+}
