@@ -75,6 +75,16 @@ export interface Config {
   retentionBatch: number;
   /** Pause between two pruning transactions, so delivery gets the store in between. */
   retentionPauseMs: number;
+  /** The transactional outbox Herald drains (src/outbox/); null: none. */
+  outbox: OutboxConfig | null;
+}
+
+export interface OutboxConfig {
+  /** The PostgreSQL database holding herald_outbox: the producer's, or Herald's own. */
+  url: string;
+  schema: string;
+  /** Rows one drain transaction takes. */
+  batch: number;
 }
 
 /** Every setting Herald reads, with its default and what it means (the README lists the same). */
@@ -124,6 +134,10 @@ export const SETTINGS = {
   HERALD_METRICS_TOP_SUBSCRIPTIONS: 'how many of the most-failing subscriptions /metrics names, 0 for none (20)',
   HERALD_RECOVERY_RATE_PER_SECOND: 'failed deliveries one bulk recovery job (POST /admin/v1/recoveries) sends again per second, at most (50)',
   HERALD_AUTO_DISABLE_FAILURES: 'failed attempts in a row after which a subscription is taken out of service, once they also span HERALD_AUTO_DISABLE_AFTER_SECONDS; 0 never (100)',
+  HERALD_OUTBOX: "on: drain the transactional outbox table herald_outbox (in HERALD_OUTBOX_DATABASE_URL's database) into Herald, creating it when missing; needs that database to be PostgreSQL (off)",
+  HERALD_OUTBOX_DATABASE_URL: "postgres:// URL of the database whose herald_outbox Herald drains, the producer's (unset: Herald's own DATABASE_URL; required when Herald runs on SQLite)",
+  HERALD_OUTBOX_SCHEMA: 'schema of the herald_outbox table (unset: HERALD_DATABASE_SCHEMA)',
+  HERALD_OUTBOX_BATCH: 'outbox rows one drain transaction takes (500)',
   HERALD_AUTO_DISABLE_AFTER_SECONDS: 'how long those failed attempts must span, first to last, before a subscription is taken out of service; fractions allowed (432000: 5 days)',
 } as const;
 
@@ -185,6 +199,24 @@ function portalLinkTtls(env: Env): { portalLinkTtlSeconds: number; portalLinkMax
   const ttl = num(env, 'HERALD_PORTAL_LINK_TTL_SECONDS', Math.min(3600, max), 1, 30 * 86_400);
   if (ttl > max) throw new Error('HERALD_PORTAL_LINK_TTL_SECONDS must not be more than HERALD_PORTAL_LINK_MAX_TTL_SECONDS');
   return { portalLinkTtlSeconds: ttl, portalLinkMaxTtlSeconds: max };
+}
+
+/** The outbox settings: refused when they cannot work, rather than ignored. */
+function outbox(env: Env, databaseUrl: string | null, databaseSchema: string): OutboxConfig | null {
+  const on = onOff(env, 'HERALD_OUTBOX', false);
+  const url = env.HERALD_OUTBOX_DATABASE_URL?.trim() || null;
+  const schema = env.HERALD_OUTBOX_SCHEMA?.trim() || null;
+  if (!on) {
+    if (url || schema) throw new Error(`${url ? 'HERALD_OUTBOX_DATABASE_URL' : 'HERALD_OUTBOX_SCHEMA'} is set but HERALD_OUTBOX is off: set HERALD_OUTBOX=on to drain the outbox`);
+    return null;
+  }
+  if (url && !/^postgres(ql)?:\/\//.test(url)) throw new Error('HERALD_OUTBOX_DATABASE_URL must be a postgres:// URL: the outbox lives in a PostgreSQL database');
+  if (!url && !databaseUrl) {
+    throw new Error('HERALD_OUTBOX=on needs a PostgreSQL database for the herald_outbox table: Herald runs on SQLite here, so set HERALD_OUTBOX_DATABASE_URL '
+      + "to the producer's PostgreSQL database (or run Herald on PostgreSQL with DATABASE_URL). A producer without PostgreSQL publishes over the API with an idempotency key instead");
+  }
+  if (schema && !SCHEMA_RE.test(schema)) throw new Error('HERALD_OUTBOX_SCHEMA must be a lower-case SQL identifier');
+  return { url: url ?? databaseUrl!, schema: schema ?? databaseSchema, batch: num(env, 'HERALD_OUTBOX_BATCH', 500, 1, 5000) };
 }
 
 /** Reads every setting once. Throws with the setting's name when one is malformed. */
@@ -267,5 +299,6 @@ export function loadConfig(processEnv: Env = process.env): Config {
     retentionIntervalMs: Math.round(num(env, 'HERALD_RETENTION_INTERVAL_SECONDS', 3600, 0.01, 86_400, false) * 1000),
     retentionBatch: num(env, 'HERALD_RETENTION_BATCH', 1000, 1, 100_000),
     retentionPauseMs: num(env, 'HERALD_RETENTION_PAUSE_MS', 100, 0, 60_000),
+    outbox: outbox(env, databaseUrl, databaseSchema),
   };
 }

@@ -11,6 +11,7 @@ import { Dispatcher } from './dispatch/dispatcher.ts';
 import { ListenHub, ListenPoster } from './dispatch/listenHub.ts';
 import { Pruner } from './dispatch/pruner.ts';
 import { RecoveryRunner } from './dispatch/recoveryRunner.ts';
+import type { OutboxDrainer } from './outbox/drainer.ts';
 import type { Poster } from './dispatch/sender.ts';
 import { ThreadedSender } from './dispatch/senderThread.ts';
 import { buildApp } from './http/app.ts';
@@ -44,6 +45,8 @@ export class Herald {
   pruner: Pruner | null = null;
   /** Carries out bulk recovery jobs, whichever process they were made in. */
   recoveries: RecoveryRunner | null = null;
+  /** Drains the transactional outbox when HERALD_OUTBOX is on. */
+  outbox: OutboxDrainer | null = null;
   url = '';
   /** What decides when deliveries are due; tests pass a clock they can step. */
   readonly clock: Clock;
@@ -123,6 +126,11 @@ export class Herald {
       worker: `${hostname()}:${process.pid}`, wake: this.dispatcher.wake, now: () => this.clock.now(),
     });
     this.recoveries.start();
+    if (c.outbox) {
+      const { OutboxDrainer } = await import('./outbox/drainer.ts');
+      this.outbox = new OutboxDrainer({ ...c.outbox, pollIntervalMs: c.pollIntervalMs, store: this.store, log: this.log, wake: this.dispatcher.wake });
+      await this.outbox.start();
+    }
     this.url = await this.app.listen({ host: c.host, port: c.port });
     this.log.info({ url: this.url, store: this.store.engine }, 'Herald is ready');
   }
@@ -142,6 +150,7 @@ export class Herald {
     await this.sender?.close();
     await this.pruner?.stop();
     await this.recoveries?.stop();
+    await this.outbox?.stop();
     await this.store?.close();
   }
 }
