@@ -138,6 +138,23 @@ for (const engine of engines()) {
       assert.deepEqual([again.deliveries, again.events, again.attempts], [0, 0, 0]);
     });
 
+    test('finished recovery jobs older than the setting go; running and recent ones stay', async () => {
+      const { tenant } = await endpoint();
+      const now = Date.now();
+      const old = now - 40 * DAY_MS;
+      const job = (id: string, state: string, finishedAt: number | null) => db.run(
+        `INSERT INTO recoveries (id, tenant_id, since, until, state, total, created_at, updated_at, finished_at)
+         VALUES ($1, $2, 0, 1, $3, 0, $4, $4, $5)`, [id, tenant.id, state, old, finishedAt]);
+      await job('00000000-0000-7000-8000-00000000a001', 'done', old);
+      await job('00000000-0000-7000-8000-00000000a002', 'cancelled', old + 1);
+      await job('00000000-0000-7000-8000-00000000a003', 'running', null);
+      await job('00000000-0000-7000-8000-00000000a004', 'done', now - DAY_MS);
+      const r = await pruner({ batch: 1 }).runPass();
+      assert.equal(r.recoveries, 2);
+      const left = (await db.all<{ id: string }>('SELECT id FROM recoveries WHERE tenant_id = $1 ORDER BY id', [tenant.id])).map((x) => x.id.slice(-4));
+      assert.deepEqual(left, ['a003', 'a004']);
+    });
+
     test('a failed delivery sent again is not finished any more and stays; the admin API answers 404 for what was pruned', async () => {
       const { tenant, subscriptionId } = await endpoint();
       const old = Date.now() - 40 * DAY_MS;

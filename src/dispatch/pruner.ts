@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { cutoffs, idFloor } from '../domain/retention.ts';
 import type { Db } from '../store/db.ts';
-import { pruneDeliveriesBatch, pruneEventsBatch, sqliteFreePages, type BatchResult, type BatchScope } from '../store/queries/retention.ts';
+import { pruneDeliveriesBatch, pruneEventsBatch, pruneRecoveriesBatch, sqliteFreePages, type BatchResult, type BatchScope } from '../store/queries/retention.ts';
 
 export interface PrunerOptions {
   db: Db;
@@ -14,13 +14,17 @@ export interface PrunerOptions {
   /** The clock the cut-offs are taken from. */
   now?: () => number;
   /** Told of each batch and how long its transaction took (the benchmark's figures). */
-  onBatch?: (what: 'deliveries' | 'events', r: BatchResult, ms: number) => void;
+  onBatch?: (what: Pruned, r: BatchResult, ms: number) => void;
 }
+
+type Pruned = 'deliveries' | 'events' | 'recoveries';
 
 export interface PassResult {
   deliveries: number;
   attempts: number;
   events: number;
+  /** Bulk recovery jobs finished before the deliveries' cut-off. */
+  recoveries: number;
   batches: number;
   /** PostgreSQL: another process was pruning, so this one stepped aside. */
   skipped: boolean;
@@ -30,7 +34,8 @@ export interface PassResult {
 /**
  * Prunes old records in the background: a pass every interval, in small transactions with a
  * pause between them, so the dispatcher and the API get the store between any two. Deliveries
- * go first (with their attempts), then the events they leave without deliveries.
+ * go first (with their attempts), then the events they leave without deliveries, then the
+ * records of bulk recovery jobs that finished as long ago.
  */
 export class Pruner {
   private readonly o: PrunerOptions;
@@ -69,11 +74,12 @@ export class Pruner {
 
   private async pass(): Promise<PassResult> {
     const started = performance.now();
-    const out: PassResult = { deliveries: 0, attempts: 0, events: 0, batches: 0, skipped: false, ms: 0 };
+    const out: PassResult = { deliveries: 0, attempts: 0, events: 0, recoveries: 0, batches: 0, skipped: false, ms: 0 };
     const { deliveriesBefore, eventsBefore } = cutoffs(this.now(), this.o.retentionMs);
-    const steps: [(db: Db, s: BatchScope) => Promise<BatchResult>, number, 'deliveries' | 'events'][] = [
+    const steps: [(db: Db, s: BatchScope) => Promise<BatchResult>, number, Pruned][] = [
       [pruneDeliveriesBatch, deliveriesBefore, 'deliveries'],
       [pruneEventsBatch, eventsBefore, 'events'],
+      [pruneRecoveriesBatch, deliveriesBefore, 'recoveries'],
     ];
     for (const [batch, cutoff, what] of steps) {
       let after = '';
@@ -95,7 +101,7 @@ export class Pruner {
       if (out.skipped) break;
     }
     out.ms = Math.round(performance.now() - started);
-    if (out.deliveries || out.events) {
+    if (out.deliveries || out.events || out.recoveries) {
       const free = await sqliteFreePages(this.o.db);
       this.o.log.info({ ...out, ...(free ? { sqlitePages: free.pages, sqliteFreePages: free.free } : {}) }, 'pruned old records');
     } else if (out.skipped) {

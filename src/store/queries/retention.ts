@@ -95,6 +95,23 @@ export function pruneEventsBatch(db: Db, s: BatchScope): Promise<BatchResult> {
   });
 }
 
+/**
+ * Removes up to `limit` bulk recovery jobs that finished (done or cancelled) before the
+ * cut-off: a job's record is its report, kept as long as the deliveries it resent.
+ */
+export function pruneRecoveriesBatch(db: Db, s: BatchScope): Promise<BatchResult> {
+  return db.tx(async (t) => {
+    if (!(await takeTurn(t))) return { scanned: 0, last: s.after, deleted: 0, attempts: 0, busy: true };
+    const ids = (await t.all<{ id: string }>(
+      "SELECT id FROM recoveries WHERE id > $1 AND state <> 'running' AND finished_at < $2 ORDER BY id LIMIT $3",
+      [s.after, s.cutoff, s.limit],
+    )).map((r) => r.id);
+    if (ids.length === 0) return { scanned: 0, last: s.after, deleted: 0, attempts: 0, busy: false };
+    const deleted = await t.run(`DELETE FROM recoveries WHERE ${t.inList('id', 1)}`, [t.list(ids)]);
+    return { scanned: ids.length, last: ids.at(-1)!, deleted, attempts: 0, busy: false };
+  });
+}
+
 /** SQLite: pages on the free list (reused by later writes before the file grows). */
 export async function sqliteFreePages(db: Db): Promise<{ pages: number; free: number; pageSize: number } | null> {
   if (db.engine !== 'sqlite') return null;
