@@ -248,3 +248,30 @@ for (const engine of engines()) {
     });
   });
 }
+
+test('the recovery runner backs off while the store cannot be reached, and warns once', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { default: pino } = await import('pino');
+  const { openStore } = await import('../src/store/open.ts');
+  const { RecoveryRunner } = await import('../src/dispatch/recoveryRunner.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'herald-recovery-'));
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => { lines.push(JSON.parse(s)); } });
+  const store = await openStore({ databaseUrl: null, databaseSchema: 'public', dataDir: dir });
+  await store.migrate();
+  await store.close(); // every query fails from now on
+  const runner = new RecoveryRunner({ store, log, ratePerSecond: 10, leaseMs: 1000, pollIntervalMs: 5, worker: 'test', wake: () => {} });
+  try {
+    runner.start();
+    await sleep(400);
+  } finally {
+    await runner.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const failures = lines.filter((l) => /looking for a recovery job failed/.test(l.msg));
+  assert.equal(lines.filter((l) => l.level === 40).length, 1, 'one warning for the outage');
+  // Without the backoff a 5 ms poll tries about 80 times in 400 ms; doubling waits try a handful.
+  assert.ok(failures.length >= 2 && failures.length <= 10, `tries: ${failures.length}`);
+});

@@ -73,15 +73,22 @@ export class RecoveryRunner {
   }
 
   private async loop(): Promise<void> {
+    // While the store is unreachable the runner waits longer each time (up to a minute) and
+    // says so once, rather than a warning at every poll through an outage.
+    let failing = 0;
     while (this.running) {
       let job: Recovery | null = null;
       try {
         job = await takeRecovery(this.o.store.db, this.owner, this.now(), this.o.leaseMs);
+        if (failing > 0) this.o.log.info({ failures: failing }, 'looking for recovery jobs works again');
+        failing = 0;
       } catch (err) {
-        this.o.log.warn({ err }, 'looking for a recovery job failed');
+        failing++;
+        if (failing === 1) this.o.log.warn({ err }, 'looking for a recovery job failed; backing off until the store answers');
+        else this.o.log.debug({ err, failures: failing }, 'looking for a recovery job failed again');
       }
       if (!job) {
-        await this.sleep(this.o.pollIntervalMs);
+        await this.sleep(failing > 0 ? Math.min(60_000, this.o.pollIntervalMs * 2 ** Math.min(failing, 10)) : this.o.pollIntervalMs);
         continue;
       }
       this.o.log.info({ recovery: job.id, total: job.total, done: job.done }, 'running a recovery job');
