@@ -6,6 +6,7 @@ import { isUuid, type SubscriptionId } from '../../domain/ids.ts';
 import type { Subscription, Tenant } from '../../domain/model.ts';
 import { NOTICES } from '../../domain/notices.ts';
 import { OUT_OF_SERVICE } from '../../domain/outOfService.ts';
+import { EVENTS_API_WINDOW_MS } from '../../domain/retention.ts';
 import { errorHandler, type ErrorRenderer } from '../../http/errors.ts';
 import type { Services } from '../../http/services.ts';
 import { objectBody, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
@@ -14,7 +15,6 @@ import { gustoEvent, gustoEventType } from './envelope.ts';
 import { EVENT_TYPE_PATTERN, gustoSchemas } from './schemas.ts';
 import { checkFilterCount, withSubscriptionRoom } from '../../http/limits.ts';
 
-const DAY_MS = 86_400_000;
 
 /** Gusto's error list. Field errors are 422 here; a body that is not JSON stays 400. */
 export const gustoError: ErrorRenderer = (f) => {
@@ -156,7 +156,7 @@ export function gustoRoutes(s: Services) {
         if (types.length === 0) return [];
       }
       const events = await s.store.listEvents({
-        tenantId: tenantOf(req).id, since: Date.now() - 30 * DAY_MS, types, parentId: queryString(q, 'resource_uuid'),
+        tenantId: tenantOf(req).id, since: Date.now() - EVENTS_API_WINDOW_MS, types, parentId: queryString(q, 'resource_uuid'),
         after, order, limit,
       });
       return events.map(gustoEvent);
