@@ -10,7 +10,7 @@ import type {
 import type { Dialect } from '../domain/states.ts';
 import type { Db } from './db.ts';
 import { migrate } from './migrate.ts';
-import type { ClaimRoom, Store } from './store.ts';
+import type { ClaimOptions, ClaimRoom, Store } from './store.ts';
 import { systemClock, type Clock } from '../domain/clock.ts';
 import type { AutoDisablePolicy } from './queries/autoDisable.ts';
 import type { StoreContext } from './queries/context.ts';
@@ -101,7 +101,7 @@ export class SqlStore implements Store, StoreContext {
   retryNow(id: DeliveryId): Promise<Delivery | null | 'busy'> { return deliveries.retryNow(this, id); }
 
   // ---- dispatch ----
-  claimDue(limit: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]> { return claiming.claimDue(this, limit, leaseMs, room); }
+  claimDue(limit: number, leaseMs: number, room?: ClaimRoom, options?: ClaimOptions): Promise<ClaimedDelivery[]> { return claiming.claimDue(this, limit, leaseMs, room, options); }
   nextDueAt(): Promise<number | null> { return claiming.nextDueAt(this); }
   complete(c: ClaimedDelivery, a: AttemptRecord, outcome: Outcome): Promise<boolean> { return completing.complete(this, c, a, outcome); }
   completeMany(items: completing.Completion[]): Promise<boolean[]> { return completing.completeMany(this, items); }

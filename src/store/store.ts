@@ -12,6 +12,16 @@ export interface ClaimRoom {
   otherwise: number;
 }
 
+/** How a claim treats leases that look run out. */
+export interface ClaimOptions {
+  /**
+   * Take over a run-out lease only if it ran out at or before this time (default: now). A
+   * dispatcher whose clock jumped forward passes the time as it was, since the leases other
+   * processes hold look run out on the new clock while they are still sending.
+   */
+  leaseCutoff?: number;
+}
+
 /** The port every storage engine implements; one contract test suite runs against each. */
 export interface Store {
   readonly engine: 'sqlite' | 'postgres';
@@ -60,7 +70,7 @@ export interface Store {
   retryNow(id: DeliveryId): Promise<Delivery | null | 'busy'>;
 
   /** Leases up to `limit` due deliveries, oldest due first, no more for a subscription than it has room for. */
-  claimDue(limit: number, leaseMs: number, room?: ClaimRoom): Promise<ClaimedDelivery[]>;
+  claimDue(limit: number, leaseMs: number, room?: ClaimRoom, options?: ClaimOptions): Promise<ClaimedDelivery[]>;
   /** Records the attempt and its outcome; false when the lease was lost to another worker. */
   complete(claim: ClaimedDelivery, attempt: AttemptRecord, outcome: Outcome): Promise<boolean>;
   /** The same for many outcomes in one transaction; answers for each whether it was recorded. */

@@ -3,16 +3,19 @@ import { randomBytes } from 'node:crypto';
 import type { ClaimedDelivery, Subscription } from '../../domain/model.ts';
 import type { Db, Param } from '../db.ts';
 import { deliveryOf, eventOf, subscriptionOf, type Row } from '../rows.ts';
-import type { ClaimRoom } from '../store.ts';
+import type { ClaimOptions, ClaimRoom } from '../store.ts';
 import type { StoreContext } from './context.ts';
 
-export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number, room: ClaimRoom = { bySubscription: new Map(), otherwise: limit }): Promise<ClaimedDelivery[]> {
+export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number, room: ClaimRoom = { bySubscription: new Map(), otherwise: limit }, options: ClaimOptions = {}): Promise<ClaimedDelivery[]> {
   const token = randomBytes(12).toString('base64url');
   const skip = [...room.bySubscription].filter(([, n]) => n <= 0).map(([id]) => id);
   const now = ctx.clock.now();
+  // Run-out leases are taken over only up to the cutoff; without one the statements stay as
+  // they were (on SQLite, the due index alone answers them).
+  const cutoff = options.leaseCutoff !== undefined && options.leaseCutoff < now ? options.leaseCutoff : null;
   const rows = ctx.db.engine === 'postgres'
-    ? await claimInOneStatement(ctx, limit, now, now + leaseMs, token, skip, room)
-    : await ctx.db.tx((t) => claimStepByStep(t, limit, now, now + leaseMs, token, skip, room));
+    ? await claimInOneStatement(ctx, limit, now, now + leaseMs, token, skip, room, cutoff)
+    : await ctx.db.tx((t) => claimStepByStep(t, limit, now, now + leaseMs, token, skip, room, cutoff));
   // A claim often holds many deliveries to one subscription: read its row once.
   const subs = new Map<string, Subscription>();
   return rows.map((r) => {
@@ -26,14 +29,14 @@ export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number
  * SQLite, one writer at a time: read a window of the oldest due deliveries, give each
  * subscription what it has room for, lease those, and load their events and subscriptions.
  */
-async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom): Promise<Row[]> {
+async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom, cutoff: number | null): Promise<Row[]> {
   const due = await t.all<{ id: string; subscription_id: string }>(
     `SELECT id, subscription_id FROM deliveries
-     WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})
+     WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})${cutoff === null ? '' : ' AND (lease_token IS NULL OR next_attempt_at <= $4)'}
      ORDER BY next_attempt_at LIMIT $2`,
     // A window no wider than the claim: reading four times as many rows to fill the rooms of
     // partly busy subscriptions cost five times as much, on every claim.
-    [now, limit, t.list(skip)],
+    [now, limit, t.list(skip), ...(cutoff === null ? [] : [cutoff])],
   );
   const left = new Map(room.bySubscription);
   const ids: string[] = [];
@@ -67,12 +70,12 @@ async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: numb
  * SKIP LOCKED passes over rows another claimer is taking; each subscription gets the rows
  * ranked within its room.
  */
-async function claimInOneStatement(ctx: StoreContext, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom): Promise<Row[]> {
+async function claimInOneStatement(ctx: StoreContext, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom, cutoff: number | null): Promise<Row[]> {
   const subs = [...room.bySubscription.keys()];
   return ctx.db.relaxed.all(
     `WITH win AS (
        SELECT id, subscription_id, next_attempt_at FROM deliveries
-       WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (subscription_id = ANY($3::text[]))
+       WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (subscription_id = ANY($3::text[]))${cutoff === null ? '' : ' AND (lease_token IS NULL OR next_attempt_at <= $10)'}
        ORDER BY next_attempt_at LIMIT $4
        FOR UPDATE SKIP LOCKED
      ), ranked AS (
@@ -87,7 +90,7 @@ async function claimInOneStatement(ctx: StoreContext, limit: number, now: number
      SELECT upd.*, row_to_json(e) AS ev, row_to_json(s) AS sub, t.number AS tenant_number
      FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
     // The window is no wider than the claim: each row in it is locked, and a lock is a write.
-    [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token],
+    [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token, ...(cutoff === null ? [] : [cutoff])],
   );
 }
 
