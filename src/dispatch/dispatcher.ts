@@ -7,6 +7,7 @@ import type { SecretBox } from '../secrets.ts';
 import type { ClaimRoom, Store } from '../store/store.ts';
 import type { Poster, SendResult } from './sender.ts';
 import { systemClock, type Clock } from '../domain/clock.ts';
+import { ClockWatch } from './clockWatch.ts';
 import { recordedHeaders } from './requestHeaders.ts';
 import { logAttempt, type AttemptReport, type DeliveryObserver } from './observer.ts';
 
@@ -128,6 +129,9 @@ export class Dispatcher {
 
   private async loop(): Promise<void> {
     let backoff = 0;
+    // A clock that jumps forward reads other processes' live leases as run out: within a lease
+    // of the jump, take over only leases run out on the clock as it was.
+    const watch = new ClockWatch(this.clock, this.o.leaseMs, { log: this.o.log });
     while (this.running) {
       const room = this.o.maxInFlight - this.claimed;
       if (room <= 0) {
@@ -141,8 +145,9 @@ export class Dispatcher {
       // The store's lease runs from when it took the claim: timed from the answer instead, a
       // slow claim would leave less lease than this process believes it holds.
       const claimedAt = this.clock.now();
+      const seen = watch.read();
       try {
-        claims = await this.o.store.claimDue(want, this.o.leaseMs, this.room());
+        claims = await this.o.store.claimDue(want, this.o.leaseMs, this.room(), { leaseCutoff: seen.leaseCutoff });
         backoff = 0;
       } catch (err) {
         // Cannot claim: back off and try again; nothing is lost, the deliveries stay due.
@@ -166,6 +171,8 @@ export class Dispatcher {
         this.leaseEnds.set(c, leaseEnd);
         this.admit(c);
       }
+      // Meanwhile the leases left alone look due, and the idle wait would spin on them: poll instead.
+      if (claims.length < want && seen.jumpMs > 0) { await this.wait(this.o.pollIntervalMs); continue; }
       if (claims.length < want) await this.idle();
     }
   }
