@@ -66,6 +66,7 @@ export class ClockWatch {
       this.log?.warn({ jump_ms: Math.round(jumpMs) }, 'the clock jumped forward by %d ms; for one lease, other processes\' leases are taken over only once run out on the clock as it was', Math.round(jumpMs));
     }
     this.lastJumpMs = jumpMs;
-    return { now, leaseCutoff: now - jumpMs, jumpMs };
+    // Whole milliseconds, as the store keeps times; rounded down, to the side of leaving a lease alone.
+    return { now, leaseCutoff: Math.floor(now - jumpMs), jumpMs };
   }
 }

@@ -12,7 +12,7 @@ export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number
   const now = ctx.clock.now();
   // Run-out leases are taken over only up to the cutoff; without one the statements stay as
   // they were (on SQLite, the due index alone answers them).
-  const cutoff = options.leaseCutoff !== undefined && options.leaseCutoff < now ? options.leaseCutoff : null;
+  const cutoff = options.leaseCutoff !== undefined && options.leaseCutoff < now ? Math.floor(options.leaseCutoff) : null;
   const rows = ctx.db.engine === 'postgres'
     ? await claimInOneStatement(ctx, limit, now, now + leaseMs, token, skip, room, cutoff)
     : await ctx.db.tx((t) => claimStepByStep(t, limit, now, now + leaseMs, token, skip, room, cutoff));
