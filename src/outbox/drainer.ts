@@ -97,14 +97,25 @@ export class OutboxDrainer {
       connectionString: this.o.url, max: 2, connectionTimeoutMillis: 10_000, keepAlive: true, application_name: OUTBOX_APPLICATION_NAME,
     }));
     pool.on('error', ignore);
+    let ready = true;
     try {
-      await this.ensureTable();
-      await this.listen(true);
+      await this.setUp();
     } catch (err) {
-      await this.close();
-      throw err;
+      // The producer's database being down must not keep Herald's API down: drain once it is back.
+      // A table Herald may not create, or a newer layout, is a mistake to fix, and stops the start.
+      if (!transient(err)) {
+        await this.close();
+        throw err;
+      }
+      ready = false;
+      this.o.log.warn({ err }, 'the outbox database cannot be reached; Herald starts and drains the outbox once it can');
     }
-    this.loop = this.run();
+    this.loop = this.run(ready);
+  }
+
+  private async setUp(): Promise<void> {
+    await this.ensureTable();
+    await this.listen(true);
   }
 
   /** Finishes the drain under way (its rows are published and deleted, or left for later), then disconnects. */
@@ -210,8 +221,19 @@ export class OutboxDrainer {
     if (!first) this.poke();
   }
 
-  private async run(): Promise<void> {
+  private async run(ready: boolean): Promise<void> {
     let backoff = 0;
+    while (!ready && !this.stopped) {
+      try {
+        await this.setUp();
+        ready = true;
+      } catch (err) {
+        backoff = Math.min(backoff ? backoff * 2 : 250, 5000);
+        this.o.log.warn({ err }, 'the outbox database still cannot be reached; trying again in %d ms', backoff);
+        await this.pause(backoff);
+      }
+    }
+    backoff = 0;
     while (!this.stopped) {
       let r: DrainResult;
       try {

@@ -147,6 +147,15 @@ export async function publish(client, event, opts = {}) {
 
 async function insert(client, s, rows) {
   if (rows.length === 0) return [];
+  if (rows.length === 1) {
+    // The common case, one event a transaction: a plain VALUES insert plans faster than unnest.
+    const res = await client.query(
+      `INSERT INTO "${s}".herald_outbox (${COLUMNS})
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, COALESCE($9::timestamptz, now()), $10) RETURNING id`,
+      rows[0],
+    );
+    return [res.rows[0].id];
+  }
   // One statement for the lot: ten arrays, unnested row by row, whatever the number of events.
   const cols = rows[0].map((_, c) => rows.map((r) => r[c]));
   const res = await client.query(
