@@ -1,16 +1,17 @@
-// Herald's benchmark: `npm run bench [-- --quick | --tiny] [--only a,b] [--no-pg]`.
+// Herald's benchmark: `npm run bench [-- --quick | --tiny] [--only a,b] [--no-pg | --shared-pg] [--processes 1,2,4]`.
 // Measures, in one run on one machine, a plain keep-alive sender (the ceiling) and Herald
 // end to end against the same receiver, and prints every Herald figure as a ratio to the
 // ceiling or to its own baseline. It reports; it never fails because the machine is slow.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import os from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../test/helpers/freePort.ts';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { Pool } from 'undici';
+import { BenchPg, procCpuSeconds, type PgCost } from './pgStats.ts';
 import { nativeBody } from '../src/dialects/native/envelope.ts';
 import type { HeraldEvent } from '../src/domain/model.ts';
 import { standardSignature } from '../src/signing/signatures.ts';
@@ -21,39 +22,33 @@ const { values: args } = parseArgs({
     tiny: { type: 'boolean', default: false },
     only: { type: 'string' },
     'no-pg': { type: 'boolean', default: false },
+    'shared-pg': { type: 'boolean', default: false },
+    processes: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
   },
 });
 
 const MODE = args.tiny ? 'tiny' : args.quick ? 'quick' : 'full';
 const SIZES = {
-  full: { throughput: 50_000, latencyRate: 500, latencySeconds: 20, fanout: 10_000, backlogLarge: 1_000_000, backlogSmall: 10_000, isolationEvents: 5_000, slowMs: 5000, timeoutMs: 10_000 },
-  quick: { throughput: 5_000, latencyRate: 200, latencySeconds: 3, fanout: 500, backlogLarge: 50_000, backlogSmall: 5_000, isolationEvents: 1_000, slowMs: 5000, timeoutMs: 10_000 },
-  tiny: { throughput: 300, latencyRate: 50, latencySeconds: 1, fanout: 30, backlogLarge: 2_000, backlogSmall: 200, isolationEvents: 100, slowMs: 1000, timeoutMs: 2000 },
+  full: { throughput: 50_000, scaleout: 20_000, latencyRate: 500, latencySeconds: 20, fanout: 10_000, backlogLarge: 1_000_000, backlogSmall: 10_000, isolationEvents: 5_000, slowMs: 5000, timeoutMs: 10_000 },
+  quick: { throughput: 5_000, scaleout: 3_000, latencyRate: 200, latencySeconds: 3, fanout: 500, backlogLarge: 50_000, backlogSmall: 5_000, isolationEvents: 1_000, slowMs: 5000, timeoutMs: 10_000 },
+  tiny: { throughput: 300, scaleout: 200, latencyRate: 50, latencySeconds: 1, fanout: 30, backlogLarge: 2_000, backlogSmall: 200, isolationEvents: 100, slowMs: 1000, timeoutMs: 2000 },
 }[MODE];
 const HEALTHY_ENDPOINTS = 4;
 /** Requests in one measurement of the ceiling. */
 const CEILING_REQUESTS = Math.max(SIZES.throughput, 1000);
 const CEILING_IN_FLIGHT = 64;
 const ADMIN = 'bench-admin-token';
+/** The shared server, used when the bench cannot run a private one or is told to (--shared-pg). */
 const PG_URL = process.env.HERALD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const only = args.only ? new Set(args.only.split(',')) : null;
+/** Herald processes in each scale-out step; --tiny (npm test) runs two steps to stay fast. */
+const PROCESSES = (args.processes ?? (MODE === 'tiny' ? '1,2' : '1,2,4')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
 /** The node flags in package.json's start script, so that Herald runs here as `npm start` runs it. */
 const START_FLAGS: string[] = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string)
   .split(/\s+/).filter((w) => w.startsWith('--'));
-/** Linux's USER_HZ: the unit of utime and stime in /proc/PID/stat. */
-const CLOCK_TICKS = 100;
-
-/**
- * CPU seconds process `pid` has used (utime + stime, fields 14 and 15 of proc(5)), and with
- * `reaped` what its exited children used too (cutime + cstime, 16 and 17).
- */
-function procCpuSeconds(pid: number | string, reaped = false): number {
-  // Fields counted from after the command name, which may hold spaces: 14 is at 11.
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ').map(Number);
-  return (f[11]! + f[12]! + (reaped ? f[13]! + f[14]! : 0)) / CLOCK_TICKS;
-}
-const wanted = (name: string) => only === null || only.has(name);
+/** A scenario runs when --only names it, or names its family (`throughput` runs throughput-sqlite and throughput-pg). */
+const wanted = (name: string) => only === null || only.has(name) || only.has(name.split('-')[0]!);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -107,17 +102,29 @@ class ReceiverProc {
 
 // ---------- Herald as its own process ----------
 
+/** The PostgreSQL the bench runs Herald on (see pgStats.ts), or null when none can be reached. */
+let benchPg: BenchPg | null = null;
+const newSchema = () => `bench_${randomBytes(4).toString('hex')}`;
+
 class HeraldProc {
   child!: ChildProcess;
   url = '';
   private pool!: Pool;
-  private dir = '';
-  private schema: string | null = null;
+  dir = '';
+  schema: string | null = null;
+  /** Whether this process's stop() drops the schema (several processes may share one). */
+  private ownsSchema = true;
+  private halted = false;
 
-  static async start(engine: 'sqlite' | 'postgres', extra: Record<string, string> = {}): Promise<HeraldProc> {
+  /** `schema`: a PostgreSQL schema to share with other processes; the first one started with it owns it (owner: true). */
+  static async start(engine: 'sqlite' | 'postgres', extra: Record<string, string> = {}, shared?: { schema: string; owner: boolean }): Promise<HeraldProc> {
     const h = new HeraldProc();
     h.dir = mkdtempSync(join(os.tmpdir(), 'herald-bench-'));
-    if (engine === 'postgres') h.schema = `bench_${randomBytes(4).toString('hex')}`;
+    if (engine === 'postgres') {
+      if (!benchPg) throw new Error('no PostgreSQL');
+      h.schema = shared?.schema ?? newSchema();
+      h.ownsSchema = shared?.owner ?? true;
+    }
     // Herald runs with the node flags of `npm start`; BENCH_HERALD_NODE_ARGS adds more,
     // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = [...START_FLAGS, ...(process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean)];
@@ -134,7 +141,7 @@ class HeraldProc {
         // Herald logs every attempt at info: at warn the log costs nothing here, and what it
         // does log goes to stderr. HERALD_LOG_LEVEL=info npm run bench measures it with the log.
         HERALD_LOG_LEVEL: process.env.HERALD_LOG_LEVEL ?? 'warn',
-        ...(h.schema ? { DATABASE_URL: PG_URL, HERALD_DATABASE_SCHEMA: h.schema } : {}),
+        ...(h.schema ? { DATABASE_URL: benchPg!.url, HERALD_DATABASE_SCHEMA: h.schema } : {}),
         ...extra,
       },
       stdio: ['ignore', 2, 'inherit'],
@@ -178,18 +185,26 @@ class HeraldProc {
     return m ? Math.round(Number(m[1]) / 1024) : NaN;
   }
 
-  async stop(): Promise<void> {
+  /** Herald's /metrics text. */
+  async metrics(): Promise<string> {
+    const res = await this.pool.request({ method: 'GET', path: '/metrics' });
+    return res.body.text();
+  }
+
+  /** Ends the process, leaving its files and schema to be read. */
+  async halt(): Promise<void> {
+    if (this.halted) return;
+    this.halted = true;
     // A profiled Herald is stopped gracefully so that it writes its profile.
     this.child.kill(process.env.BENCH_HERALD_NODE_ARGS ? 'SIGTERM' : 'SIGKILL');
-    await new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
+    await new Promise((r) => (this.child.exitCode !== null || this.child.signalCode !== null ? r(null) : this.child.once('exit', r)));
     await this.pool.close();
+  }
+
+  async stop(): Promise<void> {
+    await this.halt();
     rmSync(this.dir, { recursive: true, force: true });
-    if (this.schema) {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS "${this.schema}" CASCADE`);
-      await c.end();
-    }
+    if (this.schema && this.ownsSchema) await benchPg!.query(`DROP SCHEMA IF EXISTS "${this.schema}" CASCADE`);
   }
 }
 
@@ -222,16 +237,18 @@ async function tenantWithEndpoints(h: HeraldProc, urls: string[], paused = false
   return { tenantId: t.id as string, token: t.credentials.api_token as string, endpointIds: ids };
 }
 
-/** Publishes `n` events through the batch API, 1,000 a call, two calls in flight. */
-async function publishBatches(h: HeraldProc, tenantId: string, n: number): Promise<void> {
+/** Publishes `n` events through the batch API, 1,000 a call, two calls in flight; with several processes, through each in turn. */
+async function publishBatches(to: HeraldProc | HeraldProc[], tenantId: string, n: number): Promise<void> {
+  const hs = Array.isArray(to) ? to : [to];
   let next = 0;
+  let calls = 0;
   await Promise.all([0, 1].map(async () => {
     while (next < n) {
       const start = next;
       next = Math.min(n, next + 1000);
       const events = [];
       for (let i = start; i < next; i++) events.push(eventJson(tenantId, i));
-      await h.call('POST', '/admin/v1/events/batch', ADMIN, { events });
+      await hs[calls++ % hs.length]!.call('POST', '/admin/v1/events/batch', ADMIN, { events });
     }
   }));
 }
@@ -270,64 +287,100 @@ async function ceiling(rx: ReceiverProc, n: number): Promise<{ rate: number; cpu
   return { rate, cpuMicrosPerRequest: (cpu.user + cpu.system) / n };
 }
 
-/**
- * CPU time used so far by the PostgreSQL server's processes on this machine (with what
- * their exited children used), in seconds; null when none is visible here.
- */
-function pgServerCpuSeconds(): number | null {
-  let seconds = 0;
-  let seen = false;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
-      seconds += procCpuSeconds(pid, true);
-      seen = true;
-    } catch {
-      // The process ended meanwhile.
-    }
+/** Waits until no delivery of the schema is pending: every outcome is recorded (the receiver has them all already). */
+async function settled(schema: string, patienceMs: number): Promise<void> {
+  const end = now() + patienceMs;
+  while (now() < end) {
+    const r = await benchPg!.query(`SELECT count(*)::int AS n FROM "${schema}".deliveries WHERE status = 'pending'`);
+    if (r.rows[0].n === 0) return;
+    await sleep(20);
   }
-  return seen ? seconds : null;
 }
 
-async function throughput(rx: ReceiverProc, engine: 'sqlite' | 'postgres', n: number) {
-  const h = await HeraldProc.start(engine);
+/**
+ * `n` events through `processes` Herald processes on one store (PostgreSQL for more than one),
+ * published through each in turn, until the receiver holds every delivery. On PostgreSQL, the
+ * server's CPU and what it did (pgStats.ts) are counted from the first publish until every
+ * outcome is recorded; Herald's CPU until the receipt of the last delivery, as on SQLite.
+ */
+async function throughput(rx: ReceiverProc, engine: 'sqlite' | 'postgres', n: number, processes = 1, tag = '') {
+  const secret = { HERALD_SECRET_KEY: randomBytes(32).toString('hex') };
+  const schema = engine === 'postgres' ? newSchema() : undefined;
+  const hs: HeraldProc[] = [await HeraldProc.start(engine, secret, schema ? { schema, owner: true } : undefined)];
   try {
-    const prefix = `/tp-${engine}/`;
-    const { tenantId } = await tenantWithEndpoints(h, [rx.url + prefix]);
-    const cpu0 = h.cpuSeconds();
-    const pg0 = engine === 'postgres' ? pgServerCpuSeconds() : null;
+    // The first has migrated the schema; the others join it.
+    hs.push(...(await Promise.all(Array.from({ length: processes - 1 }, () => HeraldProc.start(engine, secret, { schema: schema!, owner: false })))));
+    const prefix = `/tp-${engine}${tag}/`;
+    const { tenantId } = await tenantWithEndpoints(hs[0]!, [rx.url + prefix]);
+    const onPg = engine === 'postgres' ? benchPg! : null;
+    // A session flushes its table counters within a second of going idle: the setup's writes
+    // (event types, tenant, subscription) land before the snapshot rather than in the figures.
+    if (onPg) await sleep(1200);
+    await onPg?.resetStatements();
+    const snap = onPg ? await onPg.snapshot(schema!) : null;
+    const heraldCpu = () => hs.reduce((t, h) => t + h.cpuSeconds(), 0);
+    const cpu0 = heraldCpu();
+    const pg0 = onPg?.serverCpuSeconds() ?? null;
     const t0 = now();
-    await publishBatches(h, tenantId, n);
+    await publishBatches(hs, tenantId, n);
     const published = now();
     const { at, got } = await rx.waitFor(prefix, n, patience);
-    const cpuMicrosPerDelivery = ((h.cpuSeconds() - cpu0) * 1e6) / got;
-    const pg1 = pg0 === null ? null : pgServerCpuSeconds();
-    const pgServerMicrosPerDelivery = pg0 === null || pg1 === null ? null : ((pg1 - pg0) * 1e6) / got;
+    const cpuMicrosPerDelivery = ((heraldCpu() - cpu0) * 1e6) / got;
+    const peakRssMb = Math.max(...hs.map((h) => h.peakRssMb()));
+    let pgServerMicrosPerDelivery: number | null = null;
+    let pgCost: PgCost | null = null;
+    if (onPg) {
+      await settled(schema!, 30_000);
+      const pg1 = onPg.serverCpuSeconds();
+      pgServerMicrosPerDelivery = pg0 === null || pg1 === null ? null : ((pg1 - pg0) * 1e6) / got;
+      // Herald's sessions end, and with them flush their table counters.
+      for (const h of hs) await h.halt();
+      await onPg.heraldGone();
+      pgCost = await onPg.cost(schema!, snap!, got);
+    }
     return {
-      deliveries: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000), publishRate: n / ((published - t0) / 1000),
-      cpuMicrosPerDelivery, pgServerMicrosPerDelivery, peakRssMb: h.peakRssMb(),
+      processes, deliveries: got, seconds: (at - t0) / 1000, rate: got / ((at - t0) / 1000), publishRate: n / ((published - t0) / 1000),
+      cpuMicrosPerDelivery, pgServerMicrosPerDelivery, peakRssMb, pgCost,
     };
   } finally {
-    await h.stop();
+    for (const h of hs) await h.stop();
   }
 }
 
-async function latency(rx: ReceiverProc, rate: number, seconds: number) {
-  const h = await HeraldProc.start('sqlite');
+/** Percentile `p` of sorted values. */
+const pctOf = (sorted: number[], p: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** The stages of one event's trip, in ms, from the harness's clock and the store's records. */
+const STAGES = [
+  ['call → event stored', 'from the publish call to events.created_at: HTTP, parsing, auth, up to the transaction'],
+  ['stored → 202 at the caller', 'the transaction (insert, notify, commit) and the answer'],
+  ['stored → send started', 'commit, wake-up, claim and hand-off to the sender (attempts.started_at)'],
+  ['send started → receipt', 'rendering, signing, the sender thread and the HTTP request'],
+] as const;
+
+/**
+ * Open loop of single publishes at `rate` a second: publish → receipt latency, and where the
+ * time went, per event, from the harness's times (call, 202, receipt) and the store's
+ * (events.created_at, attempts.started_at and duration_ms, all on Herald's clock, in whole ms).
+ */
+async function latency(rx: ReceiverProc, engine: 'sqlite' | 'postgres', rate: number, seconds: number) {
+  const h = await HeraldProc.start(engine);
   try {
-    const prefix = '/lat/';
+    const prefix = `/lat-${engine}/`;
     const { tenantId } = await tenantWithEndpoints(h, [rx.url + prefix]);
-    const publish = async (i: number, sentAt: Map<string, number>) => {
+    const publish = async (i: number, sentAt: Map<string, { call: number; answer: number }>) => {
       const t = now();
       const e = await h.call('POST', '/admin/v1/events', ADMIN, eventJson(tenantId, i));
-      sentAt.set(e.id, t);
+      sentAt.set(e.id, { call: t, answer: now() });
     };
     // Warm-up, not measured.
-    const warm = new Map<string, number>();
+    const warm = new Map<string, { call: number; answer: number }>();
     for (let i = 0; i < 50; i++) await publish(i, warm);
     await rx.waitFor(prefix, 50, patience);
+    await benchPg?.resetStatements();
     const total = Math.round(rate * seconds);
-    const sentAt = new Map<string, number>();
+    const sentAt = new Map<string, { call: number; answer: number }>();
     const inFlight: Promise<void>[] = [];
     const start = now();
     let sent = 0;
@@ -340,12 +393,74 @@ async function latency(rx: ReceiverProc, rate: number, seconds: number) {
     await Promise.all(inFlight);
     await rx.waitFor(prefix, 50 + total, patience);
     const times = await rx.times();
-    const lat = [...sentAt].map(([id, t]) => (times.get(id) ?? NaN) - t).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-    const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
-    return { offeredPerSecond: rate, seconds, events: total, received: lat.length, p50: pct(50), p95: pct(95), p99: pct(99), max: lat.at(-1)! };
+    const lat = [...sentAt].map(([id, t]) => (times.get(id) ?? NaN) - t.call).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    const pct = (p: number) => pctOf(lat, p);
+    const commits = commitMeans(await h.metrics().catch(() => ''));
+    // The store's side, read once Herald has stopped writing.
+    if (engine === 'postgres') await settled(h.schema!, 10_000);
+    const claimStatement = engine === 'postgres' ? await claimStatementMean() : null;
+    await h.halt();
+    const recorded = await storeTimes(h, [...sentAt.keys()]);
+    const perEvent: { total: number; stages: number[] }[] = [];
+    for (const [id, t] of sentAt) {
+      const r = recorded.get(id);
+      const got = times.get(id);
+      if (!r || got === undefined) continue;
+      perEvent.push({ total: got - t.call, stages: [r.createdAt - t.call, t.answer - r.createdAt, r.startedAt - r.createdAt, got - r.startedAt] });
+    }
+    perEvent.sort((a, b) => a.total - b.total);
+    const slowest = perEvent.slice(Math.floor(perEvent.length * 0.99));
+    const breakdown = STAGES.map(([name, what], i) => {
+      const xs = perEvent.map((e) => e.stages[i]!).sort((a, b) => a - b);
+      return { stage: name, what, p50: pctOf(xs, 50), p99: pctOf(xs, 99), meanOfSlowest1pc: slowest.length ? mean(slowest.map((e) => e.stages[i]!)) : NaN };
+    });
+    return {
+      engine, offeredPerSecond: rate, seconds, events: total, received: lat.length, p50: pct(50), p95: pct(95), p99: pct(99), max: lat.at(-1)!,
+      breakdown, publishCommitMeanMs: commits.publish, completeCommitMeanMs: commits.complete, claimStatement,
+    };
   } finally {
     await h.stop();
   }
+}
+
+/** Mean time of each store write from Herald's herald_store_commit_duration_seconds histogram, in ms. */
+function commitMeans(text: string): Record<string, number | null> {
+  const out: Record<string, number | null> = { publish: null, complete: null };
+  for (const op of Object.keys(out)) {
+    const sum = new RegExp(`herald_store_commit_duration_seconds_sum\\{operation="${op}"\\} (\\S+)`).exec(text);
+    const count = new RegExp(`herald_store_commit_duration_seconds_count\\{operation="${op}"\\} (\\S+)`).exec(text);
+    if (sum && count && Number(count[1]) > 0) out[op] = (Number(sum[1]) / Number(count[1])) * 1000;
+  }
+  return out;
+}
+
+/** The claim statement's calls and mean server time since the last reset (PostgreSQL's own count), or null when not counted. */
+async function claimStatementMean(): Promise<{ calls: number; meanMs: number; rowsPerCall: number } | null> {
+  if (!benchPg?.private) return null;
+  const r = await benchPg.query(
+    `SELECT sum(calls)::bigint AS calls, sum(total_exec_time) AS total, sum(rows)::bigint AS rows FROM pg_stat_statements
+     WHERE query ILIKE '%FOR UPDATE SKIP LOCKED%' AND query ILIKE '%UPDATE deliveries%'`);
+  const x = r.rows[0];
+  return x && Number(x.calls) > 0 ? { calls: Number(x.calls), meanMs: Number(x.total) / Number(x.calls), rowsPerCall: Number(x.rows) / Number(x.calls) } : null;
+}
+
+/** events.created_at and the first attempt's started_at and duration_ms of each event, from the store of a halted Herald. */
+async function storeTimes(h: HeraldProc, ids: string[]): Promise<Map<string, { createdAt: number; startedAt: number; durationMs: number }>> {
+  const sql = (list: string) => `SELECT e.id, e.created_at, a.started_at, a.duration_ms FROM events e
+    JOIN deliveries d ON d.event_id = e.id JOIN attempts a ON a.delivery_id = d.id AND a.attempt_no = 1 WHERE e.id IN (SELECT value FROM ${list})`;
+  let rows: { id: string; created_at: number; started_at: number; duration_ms: number }[];
+  if (h.schema) {
+    rows = (await benchPg!.query(sql('unnest($1::text[]) AS value').replace(/FROM events/, `FROM "${h.schema}".events`)
+      .replace(/JOIN deliveries/, `JOIN "${h.schema}".deliveries`).replace(/JOIN attempts/, `JOIN "${h.schema}".attempts`), [ids])).rows;
+  } else {
+    const db = new DatabaseSync(join(h.dir, 'herald.db'));
+    try {
+      rows = db.prepare(sql('json_each(?)')).all(JSON.stringify(ids)) as typeof rows;
+    } finally {
+      db.close();
+    }
+  }
+  return new Map(rows.map((r) => [r.id, { createdAt: Number(r.created_at), startedAt: Number(r.started_at), durationMs: Number(r.duration_ms) }]));
 }
 
 async function fanout(rx: ReceiverProc, subscriptions: number) {
@@ -399,18 +514,6 @@ async function isolation(rx: ReceiverProc, events: number, withSlow: boolean) {
   }
 }
 
-async function pgReachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
 // ---------- the run ----------
 
 const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
@@ -420,7 +523,36 @@ const machine = {
 };
 log(`mode ${MODE}: ${JSON.stringify(SIZES)}`);
 const rx = await ReceiverProc.start(SIZES.slowMs);
-const pgUp = !args['no-pg'] && (await pgReachable());
+benchPg = args['no-pg'] ? null : await BenchPg.open(PG_URL, args['shared-pg']!);
+if (benchPg) log(`PostgreSQL: ${benchPg.why}`);
+// An interrupted bench leaves no private server running.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { benchPg?.destroyNow(); process.exit(130); });
+/** Detail printed under the table: what PostgreSQL did per delivery. */
+const details: string[] = [];
+
+/** Rows for what PostgreSQL did per delivery in a run, and its detail under the table. */
+function pgCostRows(r: { pgServerMicrosPerDelivery: number | null; cpuMicrosPerDelivery: number; pgCost: PgCost | null }, title: string): void {
+  if (r.pgServerMicrosPerDelivery !== null) rows.push({ figure: `  PostgreSQL server CPU per delivery (${benchPg!.private ? 'its own processes' : 'every postgres process here'})`, value: `${fmt(r.pgServerMicrosPerDelivery)} µs` });
+  const k = r.pgCost;
+  if (!k) return;
+  if (k.statementsPerDelivery !== null) rows.push({ figure: '  PostgreSQL statements per delivery (BEGIN, COMMIT included)', value: fmt(k.statementsPerDelivery, 2) });
+  rows.push({ figure: '  WAL per delivery (full-page images per delivery)', value: `${fmt(k.walBytesPerDelivery)} B (${k.walFpiPerDelivery === null ? '?' : fmt(k.walFpiPerDelivery, 2)})` });
+  rows.push({ figure: '  row versions written per delivery / HOT share of updates', value: `${fmt(k.heapWritesPerDelivery, 2)} / ${k.hotShare === null ? '–' : `${fmt(k.hotShare * 100)} %`}` });
+  rows.push({ figure: '  index entries written per delivery (indexes without a predicate)', value: fmt(k.indexEntriesPerDelivery, 2) });
+  details.push('', `What PostgreSQL did per delivery, ${title} (${fmt(k.deliveries)} deliveries):`);
+  details.push('  table          inserts  updates  HOT updates  deletes');
+  for (const [t, v] of Object.entries(k.byTable)) details.push(`  ${t.padEnd(13)} ${fmt(v.ins, 2).padStart(8)} ${fmt(v.upd, 2).padStart(8)} ${fmt(v.hotUpd, 2).padStart(12)} ${fmt(v.del, 2).padStart(8)}`);
+  details.push('  index                              entries  bytes grown  scans');
+  for (const [i, v] of Object.entries(k.byIndex)) details.push(`  ${(i + (v.partial ? ' (partial)' : '')).padEnd(34)} ${(v.entriesPerDelivery === null ? '?' : fmt(v.entriesPerDelivery, 2)).padStart(7)} ${fmt(v.bytesPerDelivery, 1).padStart(12)} ${fmt(v.scansPerDelivery, 2).padStart(6)}`);
+  const stmt = (s: PgCost['top']['byCalls'][number]) =>
+    `  ${fmt(s.calls / k.deliveries, 3).padStart(7)} ${fmt(s.totalMs / k.deliveries * 1000, 1).padStart(8)} ${fmt(s.meanMs, 3).padStart(8)} ${fmt(s.walBytes / k.deliveries).padStart(6)}  ${s.query.slice(0, 110)}`;
+  if (k.top.byCalls.length) {
+    details.push('  calls/d  µs/d     ms/call  WAL/d  statement (top by calls)');
+    details.push(...k.top.byCalls.map(stmt));
+    details.push('  calls/d  µs/d     ms/call  WAL/d  statement (top by total time)');
+    details.push(...k.top.byTime.map(stmt));
+  }
+}
 
 try {
   // Warm-up, not measured: a cold sender and receiver (JIT, connections) measured 40 % slower.
@@ -431,40 +563,78 @@ try {
   results.ceiling = { ...first, inFlight: CEILING_IN_FLIGHT, bodyBytes: BODY_1KB.length };
   rows.push({ figure: `ceiling: undici Pool, ${CEILING_IN_FLIGHT} in flight, ${BODY_1KB.length} B signed bodies`, value: `${fmt(ceil)} req/s`, ratio: 1 });
   rows.push({ figure: '  sender CPU per request', value: `${fmt(first.cpuMicrosPerRequest)} µs` });
+  if (benchPg) results.postgres = { server: benchPg.why, private: benchPg.private };
 
-  if (wanted('throughput')) {
-    for (const engine of ['sqlite', 'postgres'] as const) {
-      if (engine === 'postgres' && !pgUp) {
-        rows.push({ figure: 'throughput, PostgreSQL', value: 'not run: PostgreSQL not reachable' });
-        continue;
+  for (const engine of ['sqlite', 'postgres'] as const) {
+    if (!wanted(`throughput-${engine === 'sqlite' ? 'sqlite' : 'pg'}`)) continue;
+    if (engine === 'postgres' && !benchPg) {
+      rows.push({ figure: 'throughput, PostgreSQL', value: 'not run: PostgreSQL not reachable' });
+      continue;
+    }
+    // The machine's speed drifts (a shared host): the ratio is to the mean of ceilings measured
+    // just before and just after.
+    log(`ceiling before throughput ${engine}`);
+    const c0 = await ceiling(rx, CEILING_REQUESTS);
+    log(`throughput ${engine}`);
+    const r = await throughput(rx, engine, SIZES.throughput);
+    log(`ceiling after throughput ${engine}`);
+    const c1 = await ceiling(rx, CEILING_REQUESTS);
+    const c = { rate: (c0.rate + c1.rate) / 2, cpuMicrosPerRequest: (c0.cpuMicrosPerRequest + c1.cpuMicrosPerRequest) / 2 };
+    results[`throughput_${engine}`] = { ...r, ceilingBefore: c0, ceilingAfter: c1 };
+    const goal = engine === 'sqlite' ? 0.5 : 0.35;
+    const name = engine === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+    rows.push({ figure: `throughput, ${name}: ${fmt(SIZES.throughput)} events, batch publish`, value: `${fmt(r.rate)} deliveries/s`, ratio: r.rate / c.rate, goal: `≥ ${goal}`, met: r.rate / c.rate >= goal });
+    rows.push({ figure: `  the ceiling just before / just after`, value: `${fmt(c0.rate)} / ${fmt(c1.rate)} req/s` });
+    rows.push({ figure: `  publish rate, ${name}`, value: `${fmt(r.publishRate)} events/s` });
+    rows.push({ figure: `  Herald CPU per delivery / sender CPU per request`, value: `${fmt(r.cpuMicrosPerDelivery)} / ${fmt(c.cpuMicrosPerRequest)} µs`, ratio: r.cpuMicrosPerDelivery / c.cpuMicrosPerRequest });
+    if (engine === 'postgres') pgCostRows(r, 'throughput run');
+    rows.push({ figure: `  peak RSS, ${name} throughput`, value: `${r.peakRssMb} MB` });
+  }
+
+  if (wanted('scaleout')) {
+    if (!benchPg) rows.push({ figure: 'scale-out, PostgreSQL', value: 'not run: PostgreSQL not reachable' });
+    else {
+      // Each step is rated against the mean of the ceilings just before and just after it.
+      log('ceiling before scale-out');
+      let before = await ceiling(rx, CEILING_REQUESTS);
+      const steps = [];
+      for (const p of PROCESSES) {
+        log(`scale-out: ${p} Herald process${p > 1 ? 'es' : ''}`);
+        const r = await throughput(rx, 'postgres', SIZES.scaleout, p, `-x${p}`);
+        log(`ceiling after ${p}`);
+        const after = await ceiling(rx, CEILING_REQUESTS);
+        steps.push({ ...r, ceilingBefore: before, ceilingAfter: after, ratio: r.rate / ((before.rate + after.rate) / 2) });
+        before = after;
       }
-      // The machine's speed drifts (a shared host): the ratio is to the mean of ceilings measured
-      // just before and just after.
-      log(`ceiling before throughput ${engine}`);
-      const c0 = await ceiling(rx, CEILING_REQUESTS);
-      log(`throughput ${engine}`);
-      const r = await throughput(rx, engine, SIZES.throughput);
-      log(`ceiling after throughput ${engine}`);
-      const c1 = await ceiling(rx, CEILING_REQUESTS);
-      const c = { rate: (c0.rate + c1.rate) / 2, cpuMicrosPerRequest: (c0.cpuMicrosPerRequest + c1.cpuMicrosPerRequest) / 2 };
-      results[`throughput_${engine}`] = { ...r, ceilingBefore: c0, ceilingAfter: c1 };
-      const goal = engine === 'sqlite' ? 0.5 : 0.35;
-      const name = engine === 'sqlite' ? 'SQLite' : 'PostgreSQL';
-      rows.push({ figure: `throughput, ${name}: ${fmt(SIZES.throughput)} events, batch publish`, value: `${fmt(r.rate)} deliveries/s`, ratio: r.rate / c.rate, goal: `≥ ${goal}`, met: r.rate / c.rate >= goal });
-      rows.push({ figure: `  the ceiling just before / just after`, value: `${fmt(c0.rate)} / ${fmt(c1.rate)} req/s` });
-      rows.push({ figure: `  publish rate, ${name}`, value: `${fmt(r.publishRate)} events/s` });
-      rows.push({ figure: `  Herald CPU per delivery / sender CPU per request`, value: `${fmt(r.cpuMicrosPerDelivery)} / ${fmt(c.cpuMicrosPerRequest)} µs`, ratio: r.cpuMicrosPerDelivery / c.cpuMicrosPerRequest });
-      if (r.pgServerMicrosPerDelivery !== null) rows.push({ figure: '  PostgreSQL server CPU per delivery (same machine)', value: `${fmt(r.pgServerMicrosPerDelivery)} µs` });
-      rows.push({ figure: `  peak RSS, ${name} throughput`, value: `${r.peakRssMb} MB` });
+      results.scaleout = steps;
+      const base = steps[0]!;
+      for (const s of steps) {
+        rows.push({
+          figure: `scale-out, PostgreSQL: ${s.processes} Herald process${s.processes > 1 ? 'es' : ''}, ${fmt(SIZES.scaleout)} events (rate; of ${base.processes})`,
+          value: `${fmt(s.rate)} deliveries/s; ${fmt(s.rate / base.rate, 2)}`, ratio: s.ratio,
+        });
+        rows.push({ figure: `  PostgreSQL server / Herald (all processes) CPU per delivery`, value: `${s.pgServerMicrosPerDelivery === null ? '?' : fmt(s.pgServerMicrosPerDelivery)} / ${fmt(s.cpuMicrosPerDelivery)} µs` });
+        if (s.pgCost?.statementsPerDelivery != null) rows.push({ figure: `  statements / WAL bytes per delivery`, value: `${fmt(s.pgCost.statementsPerDelivery, 2)} / ${fmt(s.pgCost.walBytesPerDelivery)} B` });
+      }
     }
   }
 
-  if (wanted('latency')) {
-    log('latency');
-    const r = await latency(rx, SIZES.latencyRate, SIZES.latencySeconds);
-    results.latency = r;
-    rows.push({ figure: `latency publish→receipt, SQLite, ${SIZES.latencyRate}/s for ${SIZES.latencySeconds} s: p50 / p95 / max`, value: `${fmt(r.p50, 1)} / ${fmt(r.p95, 1)} / ${fmt(r.max, 1)} ms` });
+  for (const engine of ['sqlite', 'postgres'] as const) {
+    if (!wanted(`latency-${engine === 'sqlite' ? 'sqlite' : 'pg'}`)) continue;
+    const name = engine === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+    if (engine === 'postgres' && !benchPg) {
+      rows.push({ figure: 'latency, PostgreSQL', value: 'not run: PostgreSQL not reachable' });
+      continue;
+    }
+    log(`latency ${engine}`);
+    const r = await latency(rx, engine, SIZES.latencyRate, SIZES.latencySeconds);
+    results[engine === 'sqlite' ? 'latency' : 'latency_postgres'] = r;
+    rows.push({ figure: `latency publish→receipt, ${name}, ${SIZES.latencyRate}/s for ${SIZES.latencySeconds} s: p50 / p95 / max`, value: `${fmt(r.p50, 1)} / ${fmt(r.p95, 1)} / ${fmt(r.max, 1)} ms` });
     rows.push({ figure: '  p99', value: `${fmt(r.p99, 1)} ms`, goal: '≤ 25 ms', met: r.p99 <= 25 });
+    rows.push({ figure: '  where the time goes, ms: p50 / p99 / mean of the slowest 1 %', value: '' });
+    for (const b of r.breakdown) rows.push({ figure: `    ${b.stage}`, value: `${fmt(b.p50, 1)} / ${fmt(b.p99, 1)} / ${fmt(b.meanOfSlowest1pc, 1)}` });
+    if (r.publishCommitMeanMs !== null) rows.push({ figure: '  store writes as Herald saw them, mean: publish / outcomes', value: `${fmt(r.publishCommitMeanMs, 2)} / ${r.completeCommitMeanMs === null ? '?' : fmt(r.completeCommitMeanMs, 2)} ms` });
+    if (r.claimStatement) rows.push({ figure: '  claim statement in the server: mean, rows a claim', value: `${fmt(r.claimStatement.meanMs, 2)} ms, ${fmt(r.claimStatement.rowsPerCall, 1)}` });
   }
 
   if (wanted('fanout')) {
@@ -503,6 +673,7 @@ try {
   }
 } finally {
   rx.stop();
+  await benchPg?.close();
 }
 
 // ---------- the report ----------
@@ -516,6 +687,8 @@ const lines = [
   '',
   `${'figure'.padEnd(w1)}  ${'value'.padEnd(w2)}  ratio  goal`,
   ...rows.map((r) => `${r.figure.padEnd(w1)}  ${r.value.padEnd(w2)}  ${r.ratio === undefined ? '     ' : r.ratio.toFixed(2).padStart(5)}  ${r.goal ? `${r.goal} ${r.met ? 'met' : 'NOT met'}` : ''}`),
+  ...(benchPg ? ['', `PostgreSQL: ${benchPg.why}`] : []),
+  ...details,
 ];
 console.log(lines.join('\n'));
 mkdirSync(args.out!, { recursive: true });

@@ -24,6 +24,12 @@ test('npm run bench -- --tiny measures every figure and writes them as JSON', ()
     if (pgEnabled) {
       assert.ok(report.results.throughput_postgres.rate > 0);
       assert.ok(report.results.throughput_postgres.pgServerMicrosPerDelivery > 0, 'the server on this machine was measured');
+      const cost = report.results.throughput_postgres.pgCost;
+      assert.ok(cost.walBytesPerDelivery > 0 && cost.heapWritesPerDelivery >= 3, 'WAL and row writes per delivery were counted');
+      if (report.results.postgres.private) assert.ok(cost.statementsPerDelivery > 0, 'statements were counted on the private server');
+      assert.deepEqual(report.results.scaleout.map((s: { processes: number }) => s.processes), [1, 2]);
+      for (const s of report.results.scaleout) assert.equal(s.deliveries, 200, `${s.processes} processes delivered every event`);
+      assert.ok(report.results.latency_postgres.received > 0);
     }
     const tp = report.results.throughput_sqlite;
     assert.ok(tp.ceilingBefore.rate > 0 && tp.ceilingAfter.rate > 0, 'ceilings around the run');
@@ -31,6 +37,7 @@ test('npm run bench -- --tiny measures every figure and writes them as JSON', ()
     assert.equal(report.results.throughput_sqlite.deliveries, 300, 'every event was delivered');
     assert.equal(report.results.fanout.received, 30);
     assert.ok(report.results.latency.received > 0);
+    assert.ok(report.results.latency.breakdown.every((b: { p50: number }) => Number.isFinite(b.p50)), 'the store recorded each stage');
     for (const k of ['small', 'smallAfter', 'large']) {
       const b = report.results.backlog[k];
       assert.ok(b.measured >= 200, `backlog ${k}: ${b.measured} of 200`);

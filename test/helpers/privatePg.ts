@@ -27,24 +27,27 @@ export class PrivatePg {
   readonly port: number;
   private readonly bin: string;
   private running = false;
+  /** More `-c name=value` settings for the server, after (and so over) the defaults below. */
+  private readonly settings: string;
 
-  private constructor(dir: string, port: number, bin: string) {
+  private constructor(dir: string, port: number, bin: string, settings: Record<string, string | number>) {
     this.dir = dir;
     this.port = port;
     this.bin = bin;
+    this.settings = Object.entries(settings).map(([k, v]) => ` -c ${k}=${v}`).join('');
   }
 
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
   }
 
-  /** A fresh cluster, started. */
-  static async create(): Promise<PrivatePg> {
+  /** A fresh cluster, started; `settings` override the defaults of start() (the bench passes fsync=on). */
+  static async create(settings: Record<string, string | number> = {}): Promise<PrivatePg> {
     const bin = pgBinDir();
     if (!bin) throw new Error('initdb not found');
     const dir = mkdtempSync(join(tmpdir(), 'herald-pg-'));
     chownSync(dir, uidOf('postgres'), gidOf('postgres'));
-    const pg = new PrivatePg(dir, await freePort(), bin);
+    const pg = new PrivatePg(dir, await freePort(), bin, settings);
     pg.as('initdb', ['-D', pg.data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
     pg.start();
     return pg;
@@ -61,7 +64,7 @@ export class PrivatePg {
   /** Starts the server and waits until it accepts connections. fsync off: the tests crash the server, never the machine. */
   start(): void {
     this.as('pg_ctl', ['-D', this.data, '-l', join(this.dir, 'log'), '-w', '-t', '30',
-      '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`, 'start']);
+      '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50${this.settings}`, 'start']);
     this.running = true;
   }
 
