@@ -67,6 +67,6 @@ export class ClockWatch {
     }
     this.lastJumpMs = jumpMs;
     // Whole milliseconds, as the store keeps times; rounded down, to the side of leaving a lease alone.
-    return { now, leaseCutoff: Math.floor(now - jumpMs), jumpMs };
+    return { now, leaseCutoff: jumpMs > 0 ? Math.floor(now - jumpMs) : now, jumpMs };
   }
 }

@@ -1,10 +1,16 @@
 // The clock-step scenario (issue 10): a Herald on a clock the scenario steps by minutes,
 // forward and back, while retries wait and attempts are in flight. Shared by
 // test/clock.test.ts (small) and the chaos run (large).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SteppedClock } from '../../src/domain/clock.ts';
-import { startHerald, type TestHerald } from './herald.ts';
+import { behaviours, chaosEnv, checkStore, Ledger, RecordingReceiver, type ChaosResult } from '../chaos/harness.ts';
+import { HeraldProcess } from './child.ts';
+import { startHerald, testEnv, type TestHerald } from './herald.ts';
+import { STEPPED_SERVE } from './steppedServe.ts';
 import { eventually, sleep } from './receiver.ts';
 
 export interface ClockStepOptions {
@@ -248,5 +254,161 @@ export async function runClockStep(o: ClockStepOptions): Promise<ClockStepResult
     await h?.stop();
     server.closeAllConnections();
     await new Promise<void>((ok) => server.close(() => ok()));
+  }
+}
+
+// ------------------------------------------------------------ two processes, clocks jumping
+
+export interface ClockJumpOptions {
+  /** Rounds, each a batch wholly in flight when a clock jumps. */
+  rounds: number;
+  /** Events a round (each to two routes, all of them in flight at once). */
+  perRound: number;
+  /** How long the receiver holds each request. */
+  holdMs: number;
+  /** How far a clock jumps forward; more than the lease. */
+  jumpMs?: number;
+}
+
+export interface ClockJumpRound {
+  /** Whose clock jumped: both (as an NTP step on a host both run on), or one of them (from 10 s slow to `jumpMs` ahead). */
+  jumped: 'both' | 'A' | 'B';
+  /** The round's requests each process sent (from its log: one line an attempt, recorded or not). */
+  sent: { A: number; B: number };
+  /** Deliveries published just after the jump, while the process holding the round was full. */
+  extra: number;
+}
+
+export interface ClockJumpResult {
+  row: ChaosResult;
+  rounds: ClockJumpRound[];
+  /** Lines the processes logged at error level or worse (a claim that failed, ...), the first few. */
+  errors: string[];
+}
+
+/**
+ * Two Herald processes on one PostgreSQL schema, each on its own clock file. Each round
+ * publishes a batch that the two processes take up at once (all of it in flight at a slow
+ * receiver), then jumps a clock forward by more than the lease: both processes' clocks
+ * together, or one only, which then sees the other's leases as run out. The receiver
+ * counts a request for a delivery arriving while another for it is open as an overlap.
+ * A clock that jumps alone runs 10 s slow before (what is published is not due on it yet,
+ * so the other process holds the whole round) and then jumps to `jumpMs` ahead.
+ * A clock that jumped alone is set back once its round has drained, so that the processes
+ * agree on the time again before the next round (they must; see the README). A few events
+ * are published just after each jump, for the process that is not full to claim meanwhile.
+ */
+function notesOf(rounds: ClockJumpRound[], jump: number, inFlight: number): string {
+  const alone = rounds.filter((r) => r.jumped !== 'both');
+  const held = alone.map((r) => r.sent[r.jumped === 'A' ? 'B' : 'A']);
+  const claimed = alone.map((r) => r.sent[r.jumped as 'A' | 'B']);
+  return `${rounds.length} jumps of +${jump / 1000} s, each with ${inFlight} deliveries in flight and ${rounds[0]?.extra ?? 0} published just after: `
+    + `${rounds.length - alone.length} of both clocks, ${alone.length} of one alone`
+    + (alone.length ? ` (the other process sending ${Math.min(...held)} to ${Math.max(...held)} of the round, the jumped one ${Math.min(...claimed)} to ${Math.max(...claimed)})` : '');
+}
+
+/** How slow a clock that is to jump alone runs before its jump. */
+const LAG_MS = 10_000;
+
+export async function runClockJump(o: ClockJumpOptions): Promise<ClockJumpResult> {
+  const jump = o.jumpMs ?? 2 * MIN;
+  const dir = mkdtempSync(join(tmpdir(), 'herald-clockjump-'));
+  const files = { A: join(dir, 'a'), B: join(dir, 'b') };
+  const offsets = { A: 0, B: 0 };
+  const write = (who: 'A' | 'B') => writeFileSync(files[who], String(offsets[who]));
+  write('A');
+  write('B');
+  const rx = await RecordingReceiver.start();
+  const perProcess = String(Math.max(64, 2 * o.perRound));
+  const { env, cleanup } = testEnv('postgres', chaosEnv({
+    HERALD_REQUEST_TIMEOUT_MS: String(Math.max(1000, 2 * o.holdMs)),
+    HERALD_LEASE_SECONDS: String(Math.max(2.5, (4 * o.holdMs + 500) / 1000)),
+    // Either process has room for the whole round, so that a process that sees the other's leases run out can take them all.
+    HERALD_MAX_IN_FLIGHT: perProcess,
+    HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: perProcess,
+    HERALD_POLL_INTERVAL_MS: '100',
+  }));
+  const procs: Partial<Record<'A' | 'B', HeraldProcess>> = {};
+  try {
+    procs.A = await HeraldProcess.start({ ...env, HERALD_TEST_CLOCK_FILE: files.A }, STEPPED_SERVE);
+    procs.B = await HeraldProcess.start({ ...env, HERALD_TEST_CLOCK_FILE: files.B }, STEPPED_SERVE);
+    const seen = { A: procs.A.lines.length, B: procs.B.lines.length };
+    const rounds: ClockJumpRound[] = [];
+    const ledger = new Ledger();
+    let maxRecoverMs = 0;
+    const tenant = await ledger.tenant(procs.A.url);
+    for (const r of ['a', 'b']) await ledger.subscribe(procs.A.url, tenant, rx.route(r, behaviours.healthy(o.holdMs)));
+    const order: ClockJumpRound['jumped'][] = ['both', 'B', 'A'];
+    for (let i = 0; i < o.rounds; i++) {
+      const jumped = order[i % order.length]!;
+      const before = rx.openNow().length;
+      // A clock that is to jump alone first runs a little slow, so that what is published is not
+      // yet due on it and the other process takes the whole round; then it jumps past the lease.
+      const roundStart = Date.now();
+      const alone = jumped === 'both' ? null : jumped;
+      if (alone) {
+        offsets[alone] -= LAG_MS;
+        write(alone);
+        await sleep(100);
+      }
+      // Published through the process that keeps its time: a publish is due on its publisher's clock.
+      const via = () => procs[alone === 'A' ? 'B' : 'A']!.url;
+      const known = ledger.accepted.size;
+      const pub = ledger.publish(via, tenant, o.perRound, { batch: o.perRound });
+      await pub.done;
+      const want = 2 * o.perRound;
+      const t0 = Date.now();
+      while (rx.openNow().length < want && Date.now() - t0 < 10_000) await sleep(10);
+      if (before !== 0 || rx.openNow().length < want) throw new Error(`round ${i}: ${rx.openNow().length} of ${want} in flight, ${before} before`);
+      const caught = rx.openNow();
+      const at = Date.now();
+      if (alone) {
+        offsets[alone] += LAG_MS + jump;
+        write(alone);
+      } else {
+        for (const who of ['A', 'B'] as const) { offsets[who] += jump; write(who); }
+      }
+      // Published within a lease of the jump, while the process holding the round is full: the
+      // other one must claim them (what has no lease is taken as ever).
+      const extra = Math.max(1, Math.floor(o.perRound / 8));
+      await ledger.publish(via, tenant, extra, { batch: extra }).done;
+      const drained = await ledger.drained(rx, 30_000);
+      if (drained < 0) break;
+      maxRecoverMs = Math.max(maxRecoverMs, rx.recoveryMs(caught, at));
+      // Who sent the round's deliveries: each attempt logs one line once its outcome is recorded
+      // (or its lease found lost), which can come a little after the answer.
+      const ids = new Set([...ledger.accepted.values()].slice(known).map((a) => a.eventId));
+      const count = (who: 'A' | 'B') => procs[who]!.lines.slice(seen[who]).filter((l) => l.includes('"delivery attempt') && ids.has(JSON.parse(l).event_id)).length;
+      const t1 = Date.now();
+      while (count('A') + count('B') < want + 2 * extra && Date.now() - t1 < 3000) await sleep(50);
+      await sleep(100);
+      const sent = { A: count('A'), B: count('B') };
+      seen.A = procs.A.lines.length;
+      seen.B = procs.B.lines.length;
+      rounds.push({ jumped, sent, extra: 2 * extra });
+      if (process.env.HERALD_CLOCKJUMP_DEBUG) {
+        console.log(`round ${i} ${jumped}: published ${at - roundStart} ms, drained ${drained} ms after the jump, sent ${JSON.stringify(sent)}`);
+        for (const who of ['A', 'B'] as const) for (const l of procs[who]!.lines) if (!l.includes('"delivery attempt')) console.log(who, l.slice(0, 300));
+      }
+      // Agree on the time again before the next round.
+      if (jumped !== 'both') {
+        offsets[jumped] -= jump;
+        write(jumped);
+        await sleep(100);
+      }
+    }
+    const check = await checkStore({ ...env }, rx);
+    const row = ledger.result('clock jump past the lease, PostgreSQL, 2 processes', rx, {
+      store: check, recoverMs: maxRecoverMs,
+      notes: notesOf(rounds, jump, 2 * o.perRound),
+    });
+    const errors = [...procs.A.lines, ...procs.B.lines].filter((l) => { try { return JSON.parse(l).level >= 50; } catch { return false; } });
+    if (errors.length) row.notes = `${row.notes}; ${errors.length} errors logged`;
+    return { row, rounds, errors: errors.slice(0, 5) };
+  } finally {
+    for (const p of Object.values(procs)) { p.kill('SIGKILL'); await p.exited; }
+    await rx.stop();
+    await cleanup();
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -2,7 +2,10 @@
 // machine's) while retries wait a minute and attempts are in flight: nothing lost, no retry
 // before its time on Herald's clock (in real time, early by no more than the step), no
 // delivery in flight twice at once. test/clock.test.ts is its npm-test version.
-import { runClockStep } from '../../helpers/clockStep.ts';
+// And two processes on PostgreSQL whose clocks jump forward past the lease, together or one
+// alone, with every delivery of a batch in flight: none is sent twice at once (the npm-test
+// version is test/clockJump.test.ts).
+import { runClockJump, runClockStep } from '../../helpers/clockStep.ts';
 import type { ChaosResult, Engine, Scenario, Size } from '../harness.ts';
 
 async function clockStep(engine: Engine, size: Size): Promise<ChaosResult> {
@@ -27,7 +30,17 @@ async function clockStep(engine: Engine, size: Size): Promise<ChaosResult> {
   };
 }
 
+async function clockJump(size: Size): Promise<ChaosResult> {
+  const quick = size === 'quick';
+  const r = await runClockJump(quick ? { rounds: 2, perRound: 32, holdMs: 700 } : { rounds: 9, perRound: 200, holdMs: 1500 });
+  if (r.errors.length > 0) throw new Error(`the processes logged errors: ${r.errors.join('\n')}`);
+  return r.row;
+}
+
 export const scenarios: Scenario[] = [{
   name: 'clock step', engines: ['sqlite', 'postgres'], notInTest: true,
   run: (size, engine) => clockStep(engine, size),
+}, {
+  name: 'clock jump two processes', engines: ['postgres'], notInTest: true,
+  run: (size) => clockJump(size),
 }];
