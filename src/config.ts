@@ -6,6 +6,7 @@ import { parseSecretKey, randomToken } from './secrets.ts';
 import { SCHEMA_RE } from './store/open.ts';
 import { parseCidrList, type Cidr } from './dispatch/addressGuard.ts';
 import { parseDnsServers } from './dispatch/resolver.ts';
+import { ORDERINGS, type Ordering } from './domain/model.ts';
 
 export interface Config {
   host: string;
@@ -50,6 +51,10 @@ export interface Config {
   autoDisableAfterMs: number;
   paycorSignatureHeader: string;
   paycorTokenTtlSeconds: number;
+  /** The ordering Paycor-style registrations get when they are created (their API has no field for it). */
+  paycorOrdering: Ordering;
+  /** The same for Gusto-style webhook subscriptions. */
+  gustoOrdering: Ordering;
   /** Herald's address as browsers reach it (no trailing slash), for portal links; null: the request's own host. */
   publicUrl: string | null;
   portalLinkTtlSeconds: number;
@@ -114,6 +119,8 @@ export const SETTINGS = {
   HERALD_SENDER_THREAD: 'on: deliveries are sent from a worker thread, on another core than the store and the API; off: from the main thread (on)',
   HERALD_PAYCOR_SIGNATURE_HEADER: 'header carrying the Paycor-style signature (X-Paycor-Signature)',
   HERALD_PAYCOR_TOKEN_TTL_SECONDS: 'lifetime of a Paycor-style OAuth access token (3600)',
+  HERALD_PAYCOR_ORDERING: "ordering of the Paycor-style registrations created from now on, whose API has no field for it: none, or entity (each entity's deliveries one at a time, in publish order); a registration keeps the ordering it was created with (none)",
+  HERALD_GUSTO_ORDERING: 'ordering of the Gusto-style webhook subscriptions created from now on, the same way as HERALD_PAYCOR_ORDERING (none)',
   HERALD_PUBLIC_URL: "Herald's base URL as browsers reach it, for the portal links the operator API mints (unset: the request's own scheme and host)",
   HERALD_PORTAL_LINK_TTL_SECONDS: 'lifetime of a subscriber portal link when the request names none (3600)',
   HERALD_PORTAL_LINK_MAX_TTL_SECONDS: 'longest lifetime a portal link may be given (86400)',
@@ -151,6 +158,13 @@ function num(env: Env, name: string, def: number, min: number, max: number, inte
     throw new Error(`${name}: "${raw}" must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
   }
   return n;
+}
+
+function ordering(env: Env, name: string): Ordering {
+  const raw = env[name]?.trim().toLowerCase();
+  if (!raw) return 'none';
+  if (!(ORDERINGS as readonly string[]).includes(raw)) throw new Error(`${name}: "${env[name]}" must be none or entity`);
+  return raw as Ordering;
 }
 
 function headerName(env: Env, name: string, def: string): string {
@@ -286,6 +300,8 @@ export function loadConfig(processEnv: Env = process.env): Config {
     autoDisableAfterMs: Math.round(num(env, 'HERALD_AUTO_DISABLE_AFTER_SECONDS', 432_000, 0, 365 * 86_400, false) * 1000),
     paycorSignatureHeader: headerName(env, 'HERALD_PAYCOR_SIGNATURE_HEADER', 'X-Paycor-Signature'),
     paycorTokenTtlSeconds: num(env, 'HERALD_PAYCOR_TOKEN_TTL_SECONDS', 3600, 1, 30 * 86_400),
+    paycorOrdering: ordering(env, 'HERALD_PAYCOR_ORDERING'),
+    gustoOrdering: ordering(env, 'HERALD_GUSTO_ORDERING'),
     publicUrl: publicUrl(env),
     ...portalLinkTtls(env),
     streamMaxConnections: num(env, 'HERALD_STREAM_MAX_CONNECTIONS', 100, 1, 10_000),

@@ -22,6 +22,15 @@ export interface StoredSecret {
   expiresAt: number | null;
 }
 
+/**
+ * How a subscription's deliveries are ordered. 'none': each is sent as soon as it is due,
+ * many at once. 'entity': the deliveries of one entity (tenant, entity type, entity_id) are
+ * sent one at a time, in publish order, each after the one before it has succeeded, failed
+ * for good or been cancelled; different entities still go in parallel.
+ */
+export const ORDERINGS = ['none', 'entity'] as const;
+export type Ordering = (typeof ORDERINGS)[number];
+
 export interface Subscription {
   id: SubscriptionId;
   tenantId: TenantId;
@@ -38,6 +47,7 @@ export interface Subscription {
   secrets: StoredSecret[];
   headers: Record<string, string>;
   properties: Record<string, string>;
+  ordering: Ordering;
   createdAt: number;
   updatedAt: number;
 }
@@ -54,9 +64,11 @@ export interface NewSubscription {
   secrets: StoredSecret[];
   headers: Record<string, string>;
   properties: Record<string, string>;
+  /** Unset: 'none'. */
+  ordering?: Ordering;
 }
 
-export type SubscriptionPatch = Partial<Pick<Subscription, 'url' | 'description' | 'filters' | 'paused' | 'enabled' | 'status' | 'secrets' | 'headers' | 'properties'>>;
+export type SubscriptionPatch = Partial<Pick<Subscription, 'url' | 'description' | 'filters' | 'paused' | 'enabled' | 'status' | 'secrets' | 'headers' | 'properties' | 'ordering'>>;
 
 export interface HeraldEvent {
   id: EventId;

@@ -14,6 +14,7 @@ export const subscriptionOf = (r: Row): Subscription => ({
   id: r.id, tenantId: r.tenant_id, dialect: r.dialect, url: r.url, description: r.description,
   filters: JSON.parse(r.filters), paused: Boolean(r.paused), enabled: Boolean(r.enabled), status: r.status,
   secrets: JSON.parse(r.secrets), headers: JSON.parse(r.headers), properties: JSON.parse(r.properties),
+  ordering: r.ordering ?? 'none',
   createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
 });
 
@@ -28,7 +29,8 @@ export function deliveryOf(r: Row, now = Date.now()): Delivery {
   return {
     id: r.id, tenantId: r.tenant_id, eventId: r.event_id, subscriptionId: r.subscription_id,
     status: r.status as DeliveryState, attempts: Number(r.attempts),
-    nextAttemptAt: r.status === 'pending' && !leased ? Number(r.next_attempt_at) : null,
+    // Null too while it waits behind an earlier delivery of its entity (ordered subscriptions).
+    nextAttemptAt: r.status === 'pending' && !leased && r.next_attempt_at !== null ? Number(r.next_attempt_at) : null,
     inFlight: leased, lastStatusCode: r.last_status_code === null ? null : Number(r.last_status_code),
     lastError: r.last_error, createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
   };

@@ -51,8 +51,12 @@ export class SqlStore implements Store, StoreContext {
   }
 
   async listen(wake: () => void): Promise<void> {
+    this.wakeDispatcher = wake;
     if (this.onListen) await this.onListen(wake);
   }
+
+  /** This process's dispatcher, once it listens: an ordered delivery's outcome makes the next in its line due. */
+  private wakeDispatcher: (() => void) | null = null;
 
   /** Tells other processes that deliveries became due (no-op on SQLite). */
   async notifyDue(t: Db): Promise<void> {
@@ -104,6 +108,12 @@ export class SqlStore implements Store, StoreContext {
   claimDue(limit: number, leaseMs: number, room?: ClaimRoom, options?: ClaimOptions): Promise<ClaimedDelivery[]> { return claiming.claimDue(this, limit, leaseMs, room, options); }
   nextDueAt(): Promise<number | null> { return claiming.nextDueAt(this); }
   complete(c: ClaimedDelivery, a: AttemptRecord, outcome: Outcome): Promise<boolean> { return completing.complete(this, c, a, outcome); }
-  completeMany(items: completing.Completion[]): Promise<boolean[]> { return completing.completeMany(this, items); }
+  async completeMany(items: completing.Completion[]): Promise<boolean[]> {
+    const recorded = await completing.completeMany(this, items);
+    // The next in an entity's line became due in that transaction (migration 006's trigger):
+    // look now rather than at the next poll, or every step of a line would wait for one.
+    if (this.wakeDispatcher && items.some((x, i) => recorded[i] && x.outcome.kind !== 'retry' && x.claim.subscription.ordering === 'entity')) this.wakeDispatcher();
+    return recorded;
+  }
   release(c: ClaimedDelivery, at: number): Promise<void> { return completing.release(this, c, at); }
 }

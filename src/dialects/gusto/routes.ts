@@ -85,7 +85,7 @@ export function gustoRoutes(s: Services) {
       const sub = await withSubscriptionRoom(s, tenantOf(req).id, () => s.store.createSubscription({
         tenantId: tenantOf(req).id, dialect: 'gusto', url, description: '', filters: types.map((t) => `${t}.*`),
         paused: false, enabled: false, status: 'pending', secrets: [{ enc: s.box.seal(token), expiresAt: null }],
-        headers: {}, properties: {},
+        headers: {}, properties: {}, ordering: s.config.gustoOrdering,
       }, NOTICES.verification));
       s.wake();
       return reply.status(201).send(subscriptionView(sub));

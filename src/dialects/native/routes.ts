@@ -3,7 +3,7 @@ import { apiTokenAuth } from '../../http/apiTokenAuth.ts';
 import { NotFoundError, UnprocessableError, ValidationError } from '../../domain/errors.ts';
 import { unknownFilters } from '../../domain/eventTypes.ts';
 import type { DeliveryId, SubscriptionId } from '../../domain/ids.ts';
-import type { Subscription, Tenant } from '../../domain/model.ts';
+import { ORDERINGS, type Ordering, type Subscription, type Tenant } from '../../domain/model.ts';
 import { errorHandler, nativeError } from '../../http/errors.ts';
 import type { Services } from '../../http/services.ts';
 import { objectBody, onlyKeys, optBool, optString, optStringArray, queryInt, queryString, reqString, type Obj } from '../../http/validate.ts';
@@ -15,13 +15,21 @@ import { newStandardSecret, rotateStandardSecret } from './rotate.ts';
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export const endpointView = (s: Subscription) => ({
-  id: s.id, url: s.url, description: s.description, filters: s.filters, paused: s.paused, status: s.status,
+  id: s.id, url: s.url, description: s.description, filters: s.filters, paused: s.paused, status: s.status, ordering: s.ordering,
   created_at: iso(s.createdAt), updated_at: iso(s.updatedAt),
 });
 
 export { newStandardSecret };
 
 const tenants = new WeakMap<FastifyRequest, Tenant>();
+
+/** `ordering`: none or entity; null or absent: not given. */
+function optOrdering(o: Obj): Ordering | undefined {
+  const v = o.ordering;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !(ORDERINGS as readonly string[]).includes(v)) throw new ValidationError('ordering', 'must be none or entity');
+  return v as Ordering;
+}
 
 /** The tenant's own API: endpoints signed the Standard Webhooks way. */
 export function nativeRoutes(s: Services) {
@@ -50,7 +58,7 @@ export function nativeRoutes(s: Services) {
   /** The fields a PUT (whole) or PATCH (partial) may set, validated. */
   const parseChange = async (body: unknown, whole: boolean) => {
     const o = objectBody(body);
-    onlyKeys(o, ['url', 'description', 'filters', 'paused']);
+    onlyKeys(o, ['url', 'description', 'filters', 'paused', 'ordering']);
     const url = whole ? reqString(o, 'url', { max: 2000 }) : optString(o, 'url', { min: 1, max: 2000 });
     if (url !== undefined) await checkUrl(url);
     checkFilterCount(s, o.filters, 'filters');
@@ -58,8 +66,9 @@ export function nativeRoutes(s: Services) {
     if (filters) await checkFilters(filters);
     const description = optString(o, 'description', { max: 1000 });
     const paused = optBool(o, 'paused');
-    if (!whole) return { url, description, filters, paused };
-    return { url, description: description ?? '', filters: filters ?? [], paused: paused ?? false };
+    const ordering = optOrdering(o);
+    if (!whole) return { url, description, filters, paused, ordering };
+    return { url, description: description ?? '', filters: filters ?? [], paused: paused ?? false, ordering: ordering ?? 'none' };
   };
 
   return async function (app: FastifyInstance): Promise<void> {
@@ -72,7 +81,7 @@ export function nativeRoutes(s: Services) {
       const sub = await withSubscriptionRoom(s, tenantOf(req).id, () => s.store.createSubscription({
         tenantId: tenantOf(req).id, dialect: 'native', url: c.url!, description: c.description!, filters: c.filters!,
         paused: c.paused!, enabled: true, status: 'active', secrets: [{ enc: s.box.seal(secret), expiresAt: null }],
-        headers: {}, properties: {},
+        headers: {}, properties: {}, ordering: c.ordering,
       }));
       return reply.status(201).send({ ...endpointView(sub), secret });
     });
@@ -85,7 +94,7 @@ export function nativeRoutes(s: Services) {
       const sub = await owned(req);
       const c = await parseChange(req.body, whole);
       const patch: Partial<Subscription> = {};
-      for (const k of ['url', 'description', 'filters', 'paused'] as const) if (c[k] !== undefined) (patch as Obj)[k] = c[k];
+      for (const k of ['url', 'description', 'filters', 'paused', 'ordering'] as const) if (c[k] !== undefined) (patch as Obj)[k] = c[k];
       // Unpausing is how an endpoint disabled by a 410 Gone is turned back on.
       if (c.paused === false) patch.status = 'active';
       const updated = await s.store.updateSubscription(sub.tenantId, sub.id, patch);

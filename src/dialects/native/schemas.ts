@@ -1,8 +1,13 @@
 // Schemas of the native API's routes (routes.ts), in the style of src/http/schemas.ts.
+import { ORDERINGS } from '../../domain/model.ts';
 import {
   arr, attemptSchema, bool, deliverySchema, deliveryWithAttemptsSchema, idParams, isoTime, listOf, noContent, nullable, obj, pageOf, pageQuery,
   route, str, type JsonSchema,
 } from '../../http/schemas.ts';
+
+const ORDERING_WORDS = 'none: each delivery is sent as soon as it is due, many at once; entity: the deliveries of one entity '
+  + '(entity type and entity_id) are sent one at a time, in publish order, each once the one before it has succeeded, failed '
+  + 'for good or been cancelled, while different entities still go in parallel';
 
 export const FILTER_RE = /^(\*|[A-Za-z][A-Za-z0-9_]{0,63})\.(\*|[A-Za-z][A-Za-z0-9_]{0,63})$/;
 
@@ -13,9 +18,10 @@ const endpoint = obj({
   filters: arr(str(), { description: 'Entity.Event names, either side may be *; empty: every event' }),
   paused: bool('deliveries are held while paused'),
   status: str({ description: 'active, or unreachable after a 410 Gone (unpause to turn it back on)' }),
+  ordering: str({ enum: ORDERINGS, description: ORDERING_WORDS }),
   created_at: isoTime(),
   updated_at: isoTime(),
-}, { open: true, required: ['id', 'url', 'description', 'filters', 'paused', 'status'] });
+}, { open: true, required: ['id', 'url', 'description', 'filters', 'paused', 'status', 'ordering'] });
 
 const url = str({ min: 1, max: 2000, format: 'uri', description: 'an absolute http(s) URL on a public address' });
 const fields = {
@@ -24,6 +30,7 @@ const fields = {
     description: 'Entity.Event names from the catalog, either side may be *; none: every event; at most HERALD_MAX_FILTERS_PER_SUBSCRIPTION (200 unless set)',
   })),
   paused: nullable(bool()),
+  ordering: nullable(str({ enum: ORDERINGS, message: 'must be none or entity', description: `${ORDERING_WORDS} (none unless given); a change applies to events published after it` })),
 };
 
 const withSecret: JsonSchema = {
@@ -54,7 +61,7 @@ export const nativeSchemas = {
   }),
   putEndpoint: route('native', {
     summary: 'Replace an endpoint\'s fields',
-    description: 'Fields left out take their defaults (no description, every event, not paused).',
+    description: 'Fields left out take their defaults (no description, every event, not paused, no ordering).',
     tags: TAGS,
     params: idParams(),
     body: obj({ url, ...fields }, { required: ['url'] }),

@@ -209,7 +209,7 @@ export function paycorRoutes(s: Services) {
         tenantId: tenants.get(req)!.id, dialect: 'paycor', url: r.url, description: r.description, filters: r.filters,
         // The seed: IsPaused "is defaulted to true".
         paused: r.paused ?? true, enabled: true, status: 'active',
-        secrets: [{ enc: s.box.seal(secret), expiresAt: null }], headers: r.headers, properties: r.properties,
+        secrets: [{ enc: s.box.seal(secret), expiresAt: null }], headers: r.headers, properties: r.properties, ordering: s.config.paycorOrdering,
       }));
       return reply.status(201).send({ ...registrationView(sub), Secret: secret });
     });

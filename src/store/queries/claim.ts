@@ -26,6 +26,28 @@ export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number
 }
 
 /**
+ * Ordered subscriptions (migration 006): a delivery in an entity's line is taken only when
+ * nothing before it in the line is unfinished. Those behind the head normally wait out of
+ * the claim's reach (next_attempt_at NULL), so this is the last guard rather than the filter
+ * that does the work; a delivery of no line (order_key NULL) passes at once.
+ */
+const FIRST_IN_LINE = (d: string) => `(${d}.order_key IS NULL OR NOT EXISTS (
+  SELECT 1 FROM deliveries p WHERE p.subscription_id = ${d}.subscription_id AND p.order_key = ${d}.order_key
+    AND p.status IN ('pending', 'held') AND p.order_seq < ${d}.order_seq))`;
+
+/**
+ * SQLite: deliveries the window offered but that are not first in their line (made due by
+ * something that skipped the triggers) go back to waiting, so that they do not fill every
+ * later window; the trigger makes each due when the one before it finishes. One writer at a
+ * time, so nothing can finish between the check and this.
+ */
+async function waitInLine(t: Db, ids: string[], claimed: Row[]): Promise<void> {
+  const taken = new Set(claimed.map((r) => r.id as string));
+  const left = ids.filter((id) => !taken.has(id));
+  await t.run(`UPDATE deliveries SET next_attempt_at = NULL WHERE ${t.inList('id', 1)} AND NOT ${FIRST_IN_LINE('deliveries')}`, [t.list(left)]);
+}
+
+/**
  * SQLite, one writer at a time: read a window of the oldest due deliveries, give each
  * subscription what it has room for, lease those, and load their events and subscriptions.
  */
@@ -48,10 +70,12 @@ async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: numb
     if (ids.length >= limit) break;
   }
   if (ids.length === 0) return [];
+  // The line check is made here rather than in the window, which the due index alone answers.
   const claimed = await t.all(
-    `UPDATE deliveries SET next_attempt_at = $2, lease_token = $3, updated_at = $1 WHERE ${t.inList('id', 4)} RETURNING *`,
+    `UPDATE deliveries SET next_attempt_at = $2, lease_token = $3, updated_at = $1 WHERE ${t.inList('id', 4)} AND ${FIRST_IN_LINE('deliveries')} RETURNING *`,
     [now, leaseEnd, token, t.list(ids)],
   );
+  if (claimed.length < ids.length) await waitInLine(t, ids, claimed);
   const events = new Map((await t.all(`SELECT * FROM events WHERE ${t.inList('id', 1)}`, [t.list([...new Set(claimed.map((r) => r.event_id as string))])])).map((r) => [r.id, r]));
   const subs = new Map((await t.all(
     `SELECT s.*, t.number AS tenant_number FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id WHERE ${t.inList('s.id', 1)}`,
@@ -76,6 +100,7 @@ async function claimInOneStatement(ctx: StoreContext, limit: number, now: number
     `WITH win AS (
        SELECT id, subscription_id, next_attempt_at FROM deliveries
        WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (subscription_id = ANY($3::text[]))${cutoff === null ? '' : ' AND (lease_token IS NULL OR next_attempt_at <= $10)'}
+         AND ${FIRST_IN_LINE('deliveries')}
        ORDER BY next_attempt_at LIMIT $4
        FOR UPDATE SKIP LOCKED
      ), ranked AS (

@@ -1,4 +1,5 @@
 // Publishing: events and their deliveries to every matching subscription, in one transaction.
+// Deliveries to subscriptions with ordering 'entity' join their entity's line (migration 006).
 import { subscriptionMatches } from '../../domain/eventTypes.ts';
 import { UnprocessableError } from '../../domain/errors.ts';
 import { uuidv7, type EventId } from '../../domain/ids.ts';
@@ -13,6 +14,9 @@ export async function publish(ctx: StoreContext, events: NewEvent[]): Promise<Pu
   } catch (err) {
     // Two concurrent publishes with one idempotency key: the loser retries and finds the winner's event.
     if ((err as { code?: string }).code === '23505') return publishOnce(ctx, events);
+    // Two transactions each waiting for an entity line's lock the other holds (a publish and
+    // an outcome that frees the heads of two entities, say): PostgreSQL ended this one.
+    if ((err as { code?: string }).code === '40P01') return publishOnce(ctx, events);
     throw err;
   }
 }
@@ -21,10 +25,12 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[]): Promise<Publi
   return ctx.db.tx(async (t) => {
     const now = ctx.clock.now();
     const results: PublishResult[] = [];
-    const subsByTenant = new Map<string, { id: string; filters: string[]; paused: boolean }[]>();
+    const subsByTenant = new Map<string, { id: string; filters: string[]; paused: boolean; ordered: boolean }[]>();
     const byKey = new Map<string, PublishResult>();
     const eventRows: Param[][] = [];
     const deliveryRows: Param[][] = [];
+    /** Deliveries that join an entity's line: their row, and the line (subscription, key). */
+    const inLine: { row: Param[]; sub: string; key: string }[] = [];
     let due = false;
 
     for (const e of events) {
@@ -33,10 +39,10 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[]): Promise<Publi
         const tenant = await t.all('SELECT id FROM tenants WHERE id = $1', [e.tenantId]);
         if (tenant.length === 0) throw new UnprocessableError('tenant_id', `tenant ${e.tenantId} does not exist`);
         const rows = await t.all(
-          'SELECT id, filters, paused FROM subscriptions WHERE tenant_id = $1 AND deleted_at IS NULL AND enabled = TRUE ORDER BY id',
+          'SELECT id, filters, paused, ordering FROM subscriptions WHERE tenant_id = $1 AND deleted_at IS NULL AND enabled = TRUE ORDER BY id',
           [e.tenantId],
         );
-        subs = rows.map((r) => ({ id: r.id as string, filters: JSON.parse(r.filters as string) as string[], paused: Boolean(r.paused) }));
+        subs = rows.map((r) => ({ id: r.id as string, filters: JSON.parse(r.filters as string) as string[], paused: Boolean(r.paused), ordered: r.ordering === 'entity' }));
         subsByTenant.set(e.tenantId, subs);
       }
       if (e.idempotencyKey !== null) {
@@ -54,7 +60,9 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[]): Promise<Publi
       let n = 0;
       for (const s of subs) {
         if (!subscriptionMatches(s.filters, e.entity, e.event)) continue;
-        deliveryRows.push([uuidv7(now), ev.tenantId, ev.id, s.id, s.paused ? 'held' : 'pending', now, now, now]);
+        const row: Param[] = [uuidv7(now), ev.tenantId, ev.id, s.id, s.paused ? 'held' : 'pending', now, now, now, null, null];
+        deliveryRows.push(row);
+        if (s.ordered) inLine.push({ row, sub: s.id, key: orderKey(e.entity, e.entityId) });
         if (!s.paused) due = true;
         n++;
       }
@@ -63,7 +71,8 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[]): Promise<Publi
       if (e.idempotencyKey !== null) byKey.set(`${e.tenantId}\u0000${e.idempotencyKey}`, r);
     }
     await insertMany(t, 'events', ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'], eventRows);
-    await insertMany(t, 'deliveries', ['id', 'tenant_id', 'event_id', 'subscription_id', 'status', 'next_attempt_at', 'created_at', 'updated_at'], deliveryRows);
+    if (inLine.length > 0) await lineUp(t, inLine);
+    await insertMany(t, 'deliveries', ['id', 'tenant_id', 'event_id', 'subscription_id', 'status', 'next_attempt_at', 'created_at', 'updated_at', 'order_key', 'order_seq'], deliveryRows);
     if (due) await ctx.notifyDue(t);
     return results;
   });
@@ -74,4 +83,54 @@ async function findByIdempotencyKey(t: Db, tenantId: string, key: string): Promi
   if (!rows[0]) return null;
   const count = await t.all<{ n: number }>('SELECT COUNT(*) AS n FROM deliveries WHERE event_id = $1', [rows[0].id]);
   return { event: eventOf(rows[0]), deliveries: Number(count[0]!.n), duplicate: true };
+}
+
+/** The line a delivery of an ordered subscription joins: its event's entity type and entity_id (the subscription fixes the tenant). */
+export const orderKey = (entity: string, entityId: string): string => JSON.stringify([entity, entityId]);
+
+/** The last place taken in a line, among its unfinished deliveries (through the index deliveries_order). */
+const TAIL = (sub: string, key: string) => `SELECT MAX(order_seq) FROM deliveries WHERE subscription_id = ${sub} AND order_key = ${key} AND status IN ('pending', 'held')`;
+
+/**
+ * Gives each new delivery of an ordered subscription its place at the end of its entity's
+ * line, in the order the events came in: the first of a line with nothing unfinished is due
+ * now, the rest wait (next_attempt_at NULL) until the one before them is finished, when the
+ * trigger of migration 006 makes the next one due. On PostgreSQL the lines' locks are taken
+ * first, in one order (so two publishes of several entities cannot wait for each other), and
+ * held until this transaction commits: of two publishes to one entity, the one that commits
+ * first is first in line. On SQLite one writer at a time gives the same.
+ */
+async function lineUp(t: Db, inLine: { row: Param[]; sub: string; key: string }[]): Promise<void> {
+  const lines = new Map<string, { sub: string; key: string; tail: number | null }>();
+  for (const d of inLine) lines.set(`${d.sub}\u0000${d.key}`, { sub: d.sub, key: d.key, tail: null });
+  const all = [...lines.values()];
+  if (t.engine === 'postgres') {
+    await t.all(
+      `SELECT herald_order_lock(s, k) FROM (
+         SELECT s, k FROM unnest($1::text[], $2::text[]) AS u(s, k)
+         ORDER BY hashtextextended(current_schema() || '/' || s || '/' || k, 6)
+       ) o`,
+      [all.map((l) => l.sub), all.map((l) => l.key)],
+    );
+    // A statement after the locks: its snapshot holds what the lines' previous holders committed.
+    const rows = await t.all<{ s: string; k: string; tail: string | number | null }>(
+      `SELECT u.s, u.k, (${TAIL('u.s', 'u.k')}) AS tail FROM unnest($1::text[], $2::text[]) AS u(s, k)`,
+      [all.map((l) => l.sub), all.map((l) => l.key)],
+    );
+    for (const r of rows) lines.get(`${r.s}\u0000${r.k}`)!.tail = r.tail === null ? null : Number(r.tail);
+  } else {
+    for (const l of all) {
+      const rows = await t.all<{ tail: number | null }>(`SELECT (${TAIL('$1', '$2')}) AS tail`, [l.sub, l.key]);
+      l.tail = rows[0]?.tail === null || rows[0]?.tail === undefined ? null : Number(rows[0].tail);
+    }
+  }
+  for (const d of inLine) {
+    const l = lines.get(`${d.sub}\u0000${d.key}`)!;
+    const place = (l.tail ?? 0) + 1;
+    // Columns: ..., next_attempt_at (5), ..., order_key (8), order_seq (9).
+    if (l.tail !== null) d.row[5] = null;
+    d.row[8] = d.key;
+    d.row[9] = place;
+    l.tail = place;
+  }
 }

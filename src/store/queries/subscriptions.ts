@@ -12,9 +12,9 @@ export async function createSubscription(ctx: StoreContext, s: NewSubscription, 
   const now = ctx.clock.now();
   return ctx.db.tx(async (t) => {
     const rows = await t.all(
-      `INSERT INTO subscriptions (id, tenant_id, dialect, url, description, filters, paused, enabled, status, secrets, headers, properties, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING *`,
-      [uuidv7(now), s.tenantId, s.dialect, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), now],
+      `INSERT INTO subscriptions (id, tenant_id, dialect, url, description, filters, paused, enabled, status, secrets, headers, properties, created_at, updated_at, ordering)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING *`,
+      [uuidv7(now), s.tenantId, s.dialect, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), now, s.ordering ?? 'none'],
     );
     const sub = subscriptionOf(rows[0]!);
     if (notice) await queueNotice(ctx, t, sub.tenantId, sub.id, notice, now);
@@ -67,8 +67,8 @@ export async function updateSubscription(ctx: StoreContext, tenantId: TenantId, 
     const s: Subscription = { ...old, ...patch, updatedAt: ctx.clock.now() };
     await t.run(
       `UPDATE subscriptions SET url = $2, description = $3, filters = $4, paused = $5, enabled = $6, status = $7,
-         secrets = $8, headers = $9, properties = $10, updated_at = $11 WHERE id = $1`,
-      [id, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), s.updatedAt],
+         secrets = $8, headers = $9, properties = $10, updated_at = $11, ordering = $12 WHERE id = $1`,
+      [id, s.url, s.description, json(s.filters), s.paused, s.enabled, s.status, json(s.secrets), json(s.headers), json(s.properties), s.updatedAt, s.ordering],
     );
     if (s.paused && !old.paused) await holdWaiting(t, id, s.updatedAt);
     if (!s.paused && old.paused) await releaseHeld(ctx, t, id, s.updatedAt);
