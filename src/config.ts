@@ -49,6 +49,10 @@ export interface Config {
   autoDisableFailures: number;
   /** How long those failures must span, first to last. */
   autoDisableAfterMs: number;
+  /** Failed attempts in a row that open a subscription's circuit breaker; 0: no breaker. */
+  breakerFailures: number;
+  /** The longest cool-down between two probes of an open breaker (the first is 1 s, or this if less). */
+  breakerMaxMs: number;
   paycorSignatureHeader: string;
   paycorTokenTtlSeconds: number;
   /** The ordering Paycor-style registrations get when they are created (their API has no field for it). */
@@ -146,6 +150,8 @@ export const SETTINGS = {
   HERALD_OUTBOX_SCHEMA: 'schema of the herald_outbox table (unset: HERALD_DATABASE_SCHEMA)',
   HERALD_OUTBOX_BATCH: 'outbox rows one drain transaction takes (500)',
   HERALD_AUTO_DISABLE_AFTER_SECONDS: 'how long those failed attempts must span, first to last, before a subscription is taken out of service; fractions allowed (432000: 5 days)',
+  HERALD_BREAKER_FAILURES: "failed attempts in a row to one subscription after which its circuit breaker opens: its deliveries wait, using up no retries, while one probe at a time is sent, 1 s after the opening and then at doubling intervals, until one is answered 2xx; 0 turns the breaker off (a Retry-After still holds the subscription back) (5)",
+  HERALD_BREAKER_MAX_SECONDS: 'longest interval between two probes of an open breaker; fractions allowed, and under 1 it is also the first interval (30)',
 } as const;
 
 export type Env = Record<string, string | undefined>;
@@ -298,6 +304,8 @@ export function loadConfig(processEnv: Env = process.env): Config {
     recoveryRatePerSecond: num(env, 'HERALD_RECOVERY_RATE_PER_SECOND', 50, 1, 10_000),
     autoDisableFailures: num(env, 'HERALD_AUTO_DISABLE_FAILURES', 100, 0, 1_000_000),
     autoDisableAfterMs: Math.round(num(env, 'HERALD_AUTO_DISABLE_AFTER_SECONDS', 432_000, 0, 365 * 86_400, false) * 1000),
+    breakerFailures: num(env, 'HERALD_BREAKER_FAILURES', 5, 0, 1_000_000),
+    breakerMaxMs: Math.round(num(env, 'HERALD_BREAKER_MAX_SECONDS', 30, 0.01, 86_400, false) * 1000),
     paycorSignatureHeader: headerName(env, 'HERALD_PAYCOR_SIGNATURE_HEADER', 'X-Paycor-Signature'),
     paycorTokenTtlSeconds: num(env, 'HERALD_PAYCOR_TOKEN_TTL_SECONDS', 3600, 1, 30 * 86_400),
     paycorOrdering: ordering(env, 'HERALD_PAYCOR_ORDERING'),

@@ -18,6 +18,7 @@ import { buildApp } from './http/app.ts';
 import { HeraldMetrics, instrumentStore } from './observability/metrics.ts';
 import { readiness } from './observability/readiness.ts';
 import { queueDepth } from './store/queries/operational.ts';
+import * as aside from './store/queries/breaker.ts';
 import { DashboardStore } from './store/queries/dashboard.ts';
 import { SecretBox } from './secrets.ts';
 import { openStore, storeOptions } from './store/open.ts';
@@ -112,6 +113,11 @@ export class Herald {
       maxInFlight: c.maxInFlight, maxInFlightPerEndpoint: c.maxInFlightPerEndpoint, userAgent: `Herald/${VERSION}`,
       worker: `${hostname()}:${process.pid}`, attemptBoundMs: 2 * c.requestTimeoutMs,
       observer: this.metrics ?? undefined, clock: this.clock,
+      breaker: { failures: c.breakerFailures, firstCoolMs: 1000, maxCoolMs: c.breakerMaxMs },
+      setAside: {
+        setAside: (id, until, keep) => aside.setAside(this.store, id, until, keep),
+        bringBack: (id, until) => aside.bringBack(this.store, id, until),
+      },
     });
     this.metrics?.watch({ inFlight: () => this.dispatcher.inFlightCount });
     if (c.dispatch) await this.store.listen(this.dispatcher.wake);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Envelope } from '../dialects/envelope.ts';
 import type { AttemptRecord, ClaimedDelivery, Outcome, Subscription } from '../domain/model.ts';
-import { nextRetryDelayMs, parseRetryAfter, type RetryPolicy } from '../domain/retry.ts';
+import { nextRetryDelayMs, retriesUsed, retryAfterMs, throttleIsFree, type RetryPolicy } from '../domain/retry.ts';
 import type { Dialect } from '../domain/states.ts';
 import type { SecretBox } from '../secrets.ts';
 import type { ClaimRoom, Store } from '../store/store.ts';
@@ -10,6 +10,7 @@ import { systemClock, type Clock } from '../domain/clock.ts';
 import { ClockWatch } from './clockWatch.ts';
 import { recordedHeaders } from './requestHeaders.ts';
 import { logAttempt, type AttemptReport, type DeliveryObserver } from './observer.ts';
+import { Breakers, type BreakerPolicy } from './breaker.ts';
 
 export interface DispatcherOptions {
   store: Store;
@@ -32,19 +33,43 @@ export interface DispatcherOptions {
   observer?: DeliveryObserver;
   /** What due times, leases and signing timestamps are read on; the store must share it. */
   clock?: Clock;
+  /** The per-subscription circuit breaker; absent: off (Retry-After still holds a subscription back). */
+  breaker?: BreakerPolicy;
+  /**
+   * Where deliveries held back by a breaker are set aside, so that claims need not step over
+   * them (src/store/queries/breaker.ts); absent: they stay due and claims pass over them.
+   */
+  setAside?: {
+    setAside(subscriptionId: string, until: number, keep: number): Promise<number>;
+    bringBack(subscriptionId: string, until: number): Promise<number>;
+  };
 }
+
+/** Deliveries of a held-back subscription left due, for its probes; the rest are set aside. */
+const KEEP_DUE = 100;
+/** How far ahead they are set aside; brought back at once when the breaker closes. */
+const ASIDE_MIN_MS = 60_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 type Completion = { claim: ClaimedDelivery; attempt: AttemptRecord; outcome: Outcome };
 
-/** What an attempt's result means for its delivery. */
-export function decideOutcome(res: SendResult, attemptsMade: number, retry: RetryPolicy, now: number): Outcome {
+/** The delivery as decideOutcome needs it: its attempts before this one, the free ones among them, its creation. */
+export type DeliveryTally = { attempts: number; throttled?: number; createdAt: number };
+
+/**
+ * What an attempt's result means for its delivery. A 429 or 503 with Retry-After is tried
+ * again when the receiver asked, without using up a retry, while the delivery is younger
+ * than the schedule's span; after that it counts as any failure does.
+ */
+export function decideOutcome(res: SendResult, d: DeliveryTally, retry: RetryPolicy, now: number): Outcome {
   const code = res.statusCode;
   if (code !== null && code >= 200 && code < 300) return { kind: 'succeeded' };
   if (code === 410) return { kind: 'gone' };
-  const retryAfter = code === 429 || code === 503 ? parseRetryAfter(res.retryAfter, now) : null;
-  const delay = nextRetryDelayMs(retry, attemptsMade, retryAfter);
+  const waitMs = retryAfterMs(retry, code, res.retryAfter, now);
+  if (waitMs !== null && throttleIsFree(retry, d.createdAt, now)) return { kind: 'retry', at: now + waitMs, throttled: true };
+  const used = retriesUsed(retry, d.attempts + 1, d.throttled ?? 0, d.createdAt, now);
+  const delay = nextRetryDelayMs(retry, used, waitMs === null ? null : waitMs / 1000);
   return delay === null ? { kind: 'failed' } : { kind: 'retry', at: now + delay };
 }
 
@@ -83,11 +108,20 @@ export class Dispatcher {
   private readonly held = new Map<string, ClaimedDelivery>();
 
   private readonly clock: Clock;
+  /** Which subscriptions are held back after failures or a Retry-After, and their probes. */
+  private readonly breakers: Breakers;
+  /** Set when a claim took a probe: the claim's window may have been spent on that subscription's rows. */
+  private probed = false;
+  /** For each held-back subscription, the times its deliveries were set aside until, and when that was last done. */
+  private readonly asideUntil = new Map<string, { untils: Set<number>; lastAt: number }>();
+  private readonly asideMs: number;
 
   constructor(o: DispatcherOptions) {
     this.o = o;
     this.clock = o.clock ?? systemClock;
     this.queueLimit = o.maxInFlightPerEndpoint;
+    this.breakers = new Breakers(o.breaker ?? { failures: 0, firstCoolMs: 1000, maxCoolMs: 30_000 });
+    this.asideMs = Math.max(ASIDE_MIN_MS, 10 * (o.breaker?.maxCoolMs ?? 0));
   }
 
   start(): void {
@@ -116,6 +150,13 @@ export class Dispatcher {
     const waiting = [...this.waiting.values()].flat();
     this.waiting.clear();
     await Promise.all(waiting.map((c) => this.giveBack(c, this.clock.now())));
+    // What this process set aside behind its breakers is due again for whoever claims next.
+    const aside = this.o.setAside;
+    if (aside) {
+      const all = [...this.asideUntil].flatMap(([id, e]) => [...e.untils].map((u) => [id, u] as const));
+      this.asideUntil.clear();
+      await Promise.all(all.map(([id, u]) => aside.bringBack(id, u).catch((err: unknown) => this.o.log.error({ err, subscription: id }, 'bringing back deliveries set aside failed; they are due when set'))));
+    }
     if (this.inFlight.size > 0) await Promise.race([Promise.all(this.inFlight), sleep(graceMs)]);
   }
 
@@ -171,14 +212,22 @@ export class Dispatcher {
         this.leaseEnds.set(c, leaseEnd);
         this.admit(c);
       }
+      // A claim that took a probe may have read a window of that subscription's rows and
+      // left others due: look again at once, now that the subscription is out of the claim.
+      const probed = this.probed;
+      this.probed = false;
       // Meanwhile the leases left alone look due, and the idle wait would spin on them: poll instead.
       if (claims.length < want && seen.jumpMs > 0) { await this.wait(this.o.pollIntervalMs); continue; }
-      if (claims.length < want) await this.idle();
+      if (claims.length < want && !probed) await this.idle();
     }
   }
 
   private async idle(): Promise<void> {
     let ms = this.o.pollIntervalMs;
+    // An open breaker's next probe wakes the loop. One whose turn has come already had its
+    // chance in the claim just made: nothing of it is due, and it waits like the rest.
+    const untilProbe = (this.breakers.nextProbeAt() ?? Infinity) - this.clock.now();
+    if (untilProbe > 0) ms = Math.min(ms, untilProbe);
     // With a subscription full, what is due may be its own: a freed slot wakes the loop instead.
     if (![...this.room().bySubscription.values()].some((n) => n <= 0)) {
       try {
@@ -203,6 +252,11 @@ export class Dispatcher {
       const r = full - n - (this.waiting.get(id)?.length ?? 0);
       bySubscription.set(id, r >= Math.ceil(this.queueLimit / 2) ? r : 0);
     }
+    // An open breaker: nothing, or its one probe (only once the subscription has a free slot).
+    for (const [id, r] of this.breakers.room(this.clock.now())) {
+      const busy = (this.sending.get(id) ?? 0) >= this.o.maxInFlightPerEndpoint;
+      bySubscription.set(id, busy ? 0 : r);
+    }
     return { bySubscription, otherwise: full };
   }
 
@@ -216,6 +270,13 @@ export class Dispatcher {
   private admit(c: ClaimedDelivery): void {
     this.claimed++;
     const id = c.subscription.id;
+    // Behind an open breaker the claim goes back, still due, no retry used: only the probe goes.
+    const may = this.breakers.mayStart(id, c.delivery.id, this.clock.now(), c.failureStreak);
+    if (this.breakers.isOpen(id)) this.probed = true;
+    if (!may) {
+      void this.giveBack(c, this.clock.now());
+      return;
+    }
     if ((this.sending.get(id) ?? 0) < this.o.maxInFlightPerEndpoint) return this.launch(c);
     const q = this.waiting.get(id) ?? [];
     if (q.length < this.queueLimit) {
@@ -227,13 +288,14 @@ export class Dispatcher {
   }
 
   private launch(c: ClaimedDelivery): void {
+    const id = c.subscription.id;
     // A claim that waited so long that its lease could run out mid-attempt goes back instead:
-    // another claimer could otherwise send it at the same time.
-    if ((this.leaseEnds.get(c) ?? 0) - this.clock.now() < this.o.attemptBoundMs) {
+    // another claimer could otherwise send it at the same time. So does one that waited while
+    // its subscription's breaker opened.
+    if ((this.leaseEnds.get(c) ?? 0) - this.clock.now() < this.o.attemptBoundMs || !this.breakers.mayStart(id, c.delivery.id, this.clock.now())) {
       void this.giveBack(c, this.clock.now());
       return;
     }
-    const id = c.subscription.id;
     this.sending.set(id, (this.sending.get(id) ?? 0) + 1);
     const p = this.deliver(c, () => this.answered(id));
     this.inFlight.add(p);
@@ -293,9 +355,40 @@ export class Dispatcher {
     this.flushing = null;
   }
 
+  /**
+   * A subscription was held back: set its waiting deliveries aside (at most once a second),
+   * so that claims do not step over them. It closed: bring them back, due now.
+   */
+  private asideChanged(id: string, change: 'held' | 'closed', now: number): void {
+    const aside = this.o.setAside;
+    if (!aside) return;
+    const known = this.asideUntil.get(id);
+    if (change === 'closed') {
+      if (!known) return;
+      this.asideUntil.delete(id);
+      void Promise.all([...known.untils].map((u) => aside.bringBack(id, u)))
+        .then((n) => { if (n.some((x) => x > 0)) this.wake(); })
+        .catch((err: unknown) => this.o.log.error({ err, subscription: id }, 'bringing back deliveries set aside failed; they are due when set'));
+      return;
+    }
+    if (known && now - known.lastAt < 1000) return;
+    const until = now + this.asideMs;
+    const entry = known ?? { untils: new Set<number>(), lastAt: now };
+    // Those already past are due again, and need no bringing back.
+    for (const u of entry.untils) if (u <= now) entry.untils.delete(u);
+    entry.untils.add(until);
+    entry.lastAt = now;
+    this.asideUntil.set(id, entry);
+    void aside.setAside(id, until, KEEP_DUE).then((n) => {
+      // Closed meanwhile: what was just set aside comes back too.
+      if (!this.breakers.isOpen(id) && n > 0) return aside.bringBack(id, until);
+    }).catch((err: unknown) => this.o.log.error({ err, subscription: id }, 'setting aside deliveries behind a breaker failed; they stay due'));
+  }
+
   /** Returns a claim to the store unsent, due again at `at`. */
   private async giveBack(c: ClaimedDelivery, at: number): Promise<void> {
     this.held.delete(c.delivery.id);
+    this.breakers.released(c.subscription.id, c.delivery.id);
     try {
       await this.o.store.release(c, at);
     } catch (err) {
@@ -345,12 +438,21 @@ export class Dispatcher {
     try {
       let res: SendResult;
       const sent: { headers?: Record<string, string>; startedAt?: number } = {};
+      let heard = false;
       try {
         res = await this.send(c, sent);
+        heard = true;
+        // The breaker hears first, so that a claim waiting for this slot sees it open.
+        const now = this.clock.now(), code = res.statusCode;
+        const change = this.breakers.answered(c.subscription.id, c.delivery.id, code !== null && code >= 200 && code < 300 ? { ok: true }
+          : { ok: false, retryAfterMs: retryAfterMs(this.o.retry, code, res.retryAfter, now) }, now);
+        if (change) this.asideChanged(c.subscription.id, change, now);
       } finally {
+        // No answer at all (a sender fault): a probe must not hold its breaker shut for ever.
+        if (!heard) this.breakers.released(c.subscription.id, c.delivery.id);
         answered();
       }
-      let outcome = decideOutcome(res, c.delivery.attempts + 1, this.o.retry, this.clock.now());
+      let outcome = decideOutcome(res, c.delivery, this.o.retry, this.clock.now());
       report = { claim: c, result: res, outcome: outcome.kind, recorded: null };
       const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
       // A dialect with its own out-of-service status uses it for 410 Gone too.

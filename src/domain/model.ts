@@ -101,6 +101,8 @@ export interface Delivery {
   subscriptionId: SubscriptionId;
   status: DeliveryState;
   attempts: number;
+  /** Of those attempts, the ones answered with Retry-After that did not use up a retry. */
+  throttled?: number;
   nextAttemptAt: number | null;
   /** True while a dispatcher holds the lease. */
   inFlight: boolean;
@@ -151,7 +153,8 @@ export interface AttemptRecord {
 
 export type Outcome =
   | { kind: 'succeeded' }
-  | { kind: 'retry'; at: number }
+  /** `throttled`: the receiver asked to wait (Retry-After), and the attempt does not use up a retry. */
+  | { kind: 'retry'; at: number; throttled?: boolean }
   /**
    * Out of retries. With `exhaustedStatus`, a subscription that has had no success since
    * this delivery was created takes that status and stops receiving (Gusto's unreachable).

@@ -23,9 +23,43 @@ export interface RetryPolicy {
   maxRetryAfterSeconds: number;
 }
 
+/** How long the schedule lasts, jitter aside: the time a delivery that fails every attempt takes to run out. */
+export function scheduleSpanMs(policy: RetryPolicy): number {
+  return Math.round(policy.scheduleSeconds.reduce((a, b) => a + b, 0) * 1000);
+}
+
+/**
+ * How long a receiver asked Herald to wait, bounded by `maxRetryAfterSeconds`: only a 429
+ * or a 503 with a Retry-After that parses asks; null otherwise.
+ */
+export function retryAfterMs(policy: RetryPolicy, statusCode: number | null, header: string | string[] | undefined, now: number): number | null {
+  if (statusCode !== 429 && statusCode !== 503) return null;
+  const s = parseRetryAfter(header, now);
+  return s === null ? null : Math.round(Math.min(Math.max(s, 0), policy.maxRetryAfterSeconds) * 1000);
+}
+
+/**
+ * Whether an answer asking to wait (`retryAfterMs`) is free: it does not use up a retry
+ * while the delivery is younger than the schedule's span, so a receiver that answers 429
+ * for a while gets its delivery when it is ready, and one that answers 429 for ever still
+ * sees the delivery fail about when the schedule would have ended.
+ */
+export function throttleIsFree(policy: RetryPolicy, createdAt: number, now: number): boolean {
+  return now - createdAt < scheduleSpanMs(policy);
+}
+
+/**
+ * Retries a delivery has used up, the attempt just made included: every attempt but the
+ * free ones (`throttled`), while it is younger than the schedule's span; after that every
+ * attempt counts, the free ones too, so the delivery ends as the schedule would have.
+ */
+export function retriesUsed(policy: RetryPolicy, attemptsMade: number, throttled: number, createdAt: number, now: number): number {
+  return throttleIsFree(policy, createdAt, now) ? attemptsMade - throttled : attemptsMade;
+}
+
 /**
  * Delay before the next attempt, or null when the attempts are used up.
- * `attemptsMade` counts the attempt that just failed.
+ * `attemptsMade` counts the attempt that just failed (those that used up a retry, see retriesUsed).
  */
 export function nextRetryDelayMs(policy: RetryPolicy, attemptsMade: number, retryAfterSeconds: number | null, random = Math.random): number | null {
   if (attemptsMade > policy.scheduleSeconds.length) return null;

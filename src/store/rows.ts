@@ -28,7 +28,7 @@ export function deliveryOf(r: Row, now = Date.now()): Delivery {
   const leased = r.lease_token !== null && r.status === 'pending' && Number(r.next_attempt_at) > now;
   return {
     id: r.id, tenantId: r.tenant_id, eventId: r.event_id, subscriptionId: r.subscription_id,
-    status: r.status as DeliveryState, attempts: Number(r.attempts),
+    status: r.status as DeliveryState, attempts: Number(r.attempts), throttled: Number(r.throttled ?? 0),
     // Null too while it waits behind an earlier delivery of its entity (ordered subscriptions).
     nextAttemptAt: r.status === 'pending' && !leased && r.next_attempt_at !== null ? Number(r.next_attempt_at) : null,
     inFlight: leased, lastStatusCode: r.last_status_code === null ? null : Number(r.last_status_code),

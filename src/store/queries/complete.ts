@@ -18,6 +18,9 @@ export interface Completion {
 /** What an outcome writes as the delivery's state before the subscription is looked at. */
 const recordedKind = (o: Outcome): string => (o.kind === 'retry' ? 'retry' : o.kind === 'succeeded' ? 'succeeded' : 'failed');
 
+/** 1 for an attempt answered with Retry-After that does not use up a retry (deliveries.throttled), else 0. */
+const throttledBy = (o: Outcome): number => (o.kind === 'retry' && o.throttled ? 1 : 0);
+
 /** The error text kept on the delivery: the attempt's own, or the HTTP status it got. */
 const lastError = (a: AttemptRecord): string | null =>
   a.error ?? (a.statusCode !== null && (a.statusCode < 200 || a.statusCode > 299) ? `HTTP ${a.statusCode}` : null);
@@ -67,10 +70,10 @@ async function recordEach(t: Db, items: Completion[], now: number): Promise<bool
   const out: boolean[] = [];
   for (const { claim: c, attempt: a, outcome } of items) {
     const changed = await t.run(
-      `UPDATE deliveries SET attempts = attempts + 1, lease_token = NULL, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6,
+      `UPDATE deliveries SET attempts = attempts + 1, throttled = throttled + $8, lease_token = NULL, next_attempt_at = $3, last_status_code = $4, last_error = $5, updated_at = $6,
          status = (SELECT ${nextStateSql('deliveries.status', 'CAST($7 AS TEXT)')} FROM subscriptions s WHERE s.id = deliveries.subscription_id)
        WHERE id = $1 AND lease_token = $2`,
-      [c.delivery.id, c.leaseToken, outcome.kind === 'retry' ? outcome.at : null, a.statusCode, lastError(a), now, recordedKind(outcome)],
+      [c.delivery.id, c.leaseToken, outcome.kind === 'retry' ? outcome.at : null, a.statusCode, lastError(a), now, recordedKind(outcome), throttledBy(outcome)],
     );
     if (changed > 0) {
       await t.run(
@@ -89,10 +92,10 @@ async function recordInOneStatement(t: Db, items: Completion[], now: number): Pr
   const col = <T>(f: (x: Completion) => T) => items.map(f) as unknown as Param;
   const rows = await t.all<{ delivery_id: string }>(
     `WITH v AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
-         AS v(id, token, kind, next_at, code, err, started_at, duration_ms, error_kind, error, response_body, worker, request_headers)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int[])
+         AS v(id, token, kind, next_at, code, err, started_at, duration_ms, error_kind, error, response_body, worker, request_headers, throttled)
      ), upd AS (
-       UPDATE deliveries d SET attempts = d.attempts + 1, lease_token = NULL, next_attempt_at = v.next_at, last_status_code = v.code,
+       UPDATE deliveries d SET attempts = d.attempts + 1, throttled = d.throttled + v.throttled, lease_token = NULL, next_attempt_at = v.next_at, last_status_code = v.code,
          last_error = v.err, updated_at = $7, status = ${nextStateSql('d.status', 'v.kind')}
        FROM v, subscriptions s
        WHERE d.id = v.id AND d.lease_token = v.token AND s.id = d.subscription_id
@@ -105,7 +108,7 @@ async function recordInOneStatement(t: Db, items: Completion[], now: number): Pr
     [col((x) => x.claim.delivery.id), col((x) => x.claim.leaseToken), col((x) => recordedKind(x.outcome)),
       col((x) => (x.outcome.kind === 'retry' ? x.outcome.at : null)), col((x) => x.attempt.statusCode), col((x) => lastError(x.attempt)), now,
       col((x) => x.attempt.startedAt), col((x) => x.attempt.durationMs), col((x) => x.attempt.errorKind), col((x) => x.attempt.error),
-      col((x) => x.attempt.responseBody), col((x) => x.attempt.worker), col((x) => headersJson(x.attempt))],
+      col((x) => x.attempt.responseBody), col((x) => x.attempt.worker), col((x) => headersJson(x.attempt)), col((x) => throttledBy(x.outcome))],
   );
   const done = new Set(rows.map((r) => r.delivery_id));
   return items.map((x) => done.has(x.claim.delivery.id));
