@@ -229,7 +229,7 @@ export class OutboxDrainer {
         ready = true;
       } catch (err) {
         backoff = Math.min(backoff ? backoff * 2 : 250, 5000);
-        this.o.log.warn({ err }, 'the outbox database still cannot be reached; trying again in %d ms', backoff);
+        this.o.log.warn({ err }, 'setting up the outbox (its table, its LISTEN) failed; trying again in %d ms', backoff);
         await this.pause(backoff);
       }
     }
