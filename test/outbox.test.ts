@@ -157,6 +157,25 @@ describe('the outbox on PostgreSQL', { skip: SKIP }, () => {
       }
     });
 
+    test('a row with its own idempotency key is that key\'s event: one the API already published is not sent again', async () => {
+      const before = rx.received.length;
+      const api = await h.publish({ tenant_id: tenant.id, entity: 'Employee', event: 'Add', entity_id: 'k1', idempotency_key: 'order-77' });
+      await rx.waitFor(before + 1);
+      await c.query('BEGIN');
+      const [again, fresh] = await publishMany(c, [
+        { tenant_id: tenant.id, entity: 'Employee', event: 'Add', entity_id: 'k1', idempotency_key: 'order-77' },
+        { tenant_id: tenant.id, entity: 'Employee', event: 'Add', entity_id: 'k2', idempotency_key: 'order-78' },
+      ], { schema });
+      await c.query('COMMIT');
+      await rx.waitFor(before + 2);
+      await eventually(async () => (await pending(c, schema)) === 0, 10_000, 'both rows drained');
+      const keys = await eventsByKey(c, schema);
+      assert.deepEqual(keys.get('order-77')?.ids, [api.id], 'the API\'s event, not a second one');
+      assert.equal(keys.get('order-78')?.n, 1);
+      assert.equal(keys.has(again!) || keys.has(fresh!), false, 'the row ids were not used as keys');
+      assert.deepEqual(rx.received.slice(before).map((r) => r.headers['webhook-id']), [api.id, keys.get('order-78')!.ids[0]]);
+    });
+
     test('rows Herald refuses are kept with their reason and do not hold back the rest', async () => {
       const before = rx.received.length;
       const deep = JSON.stringify(Array.from({ length: 40 }).reduce((o) => ({ o }), {}));
