@@ -147,7 +147,7 @@ export const SETTINGS = {
   HERALD_AUTO_DISABLE_FAILURES: 'failed attempts in a row after which a subscription is taken out of service, once they also span HERALD_AUTO_DISABLE_AFTER_SECONDS; 0 never (100)',
   HERALD_OUTBOX: "on: drain the transactional outbox table herald_outbox (in HERALD_OUTBOX_DATABASE_URL's database) into Herald, creating it when missing; needs that database to be PostgreSQL (off)",
   HERALD_OUTBOX_DATABASE_URL: "postgres:// URL of the database whose herald_outbox Herald drains, the producer's (unset: Herald's own DATABASE_URL; required when Herald runs on SQLite)",
-  HERALD_OUTBOX_SCHEMA: 'schema of the herald_outbox table (unset: HERALD_DATABASE_SCHEMA)',
+  HERALD_OUTBOX_SCHEMA: "schema of the herald_outbox table (unset: public in the producer's database, HERALD_DATABASE_SCHEMA in Herald's own)",
   HERALD_OUTBOX_BATCH: 'outbox rows one drain transaction takes (500)',
   HERALD_AUTO_DISABLE_AFTER_SECONDS: 'how long those failed attempts must span, first to last, before a subscription is taken out of service; fractions allowed (432000: 5 days)',
   HERALD_BREAKER_FAILURES: "failed attempts in a row to one subscription after which its circuit breaker opens: its deliveries wait, using up no retries, while one probe at a time is sent, 1 s after the opening and then at doubling intervals, until one is answered 2xx; 0 turns the breaker off (a Retry-After still holds the subscription back) (5)",
@@ -236,7 +236,9 @@ function outbox(env: Env, databaseUrl: string | null, databaseSchema: string): O
       + "to the producer's PostgreSQL database (or run Herald on PostgreSQL with DATABASE_URL). A producer without PostgreSQL publishes over the API with an idempotency key instead");
   }
   if (schema && !SCHEMA_RE.test(schema)) throw new Error('HERALD_OUTBOX_SCHEMA must be a lower-case SQL identifier');
-  return { url: url ?? databaseUrl!, schema: schema ?? databaseSchema, batch: num(env, 'HERALD_OUTBOX_BATCH', 500, 1, 5000) };
+  // In Herald's own database the outbox sits with Herald's tables; in the producer's, where its tables are by default (public).
+  const own = !url || url === databaseUrl;
+  return { url: url ?? databaseUrl!, schema: schema ?? (own ? databaseSchema : 'public'), batch: num(env, 'HERALD_OUTBOX_BATCH', 500, 1, 5000) };
 }
 
 /** Reads every setting once. Throws with the setting's name when one is malformed. */

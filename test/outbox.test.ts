@@ -33,11 +33,13 @@ describe('outbox settings', () => {
     assert.throws(() => loadConfig({ ...base, HERALD_OUTBOX: 'on', HERALD_OUTBOX_DATABASE_URL: 'mysql://x' }), /HERALD_OUTBOX_DATABASE_URL must be a postgres/);
   });
 
-  test('defaults: Herald\'s own database and schema; an outbox database lets a SQLite Herald drain it', () => {
+  test('defaults: Herald\'s own database and schema, or public in the producer\'s; an outbox database lets a SQLite Herald drain it', () => {
     const own = loadConfig({ ...base, HERALD_OUTBOX: 'on', DATABASE_URL: PG_URL, HERALD_DATABASE_SCHEMA: 'herald' });
     assert.deepEqual(own.outbox, { url: PG_URL, schema: 'herald', batch: 500 });
     const ext = loadConfig({ ...base, HERALD_OUTBOX: 'on', HERALD_OUTBOX_DATABASE_URL: 'postgres://app@db/app', HERALD_OUTBOX_SCHEMA: 'events', HERALD_OUTBOX_BATCH: '50' });
     assert.deepEqual(ext.outbox, { url: 'postgres://app@db/app', schema: 'events', batch: 50 });
+    const producers = loadConfig({ ...base, HERALD_OUTBOX: 'on', DATABASE_URL: PG_URL, HERALD_DATABASE_SCHEMA: 'herald', HERALD_OUTBOX_DATABASE_URL: 'postgres://app@db/app' });
+    assert.deepEqual(producers.outbox, { url: 'postgres://app@db/app', schema: 'public', batch: 500 }, "the producer's database: its public schema");
     assert.equal(loadConfig(base).outbox, null);
   });
 
