@@ -52,8 +52,10 @@ class LineReceiver {
     });
   }
 
+  /** A native body ({ type, data }) or a Paycor-style one ({ EventType, ItemId, ExtendedProperties }). */
   static read(r: Received): { entity: string; seq: number } {
     const b = JSON.parse(r.body);
+    if (b.EventType) return { entity: `${String(b.EventType).split('.')[0]}/${b.ItemId}`, seq: Number(b.ExtendedProperties.seq) };
     return { entity: `${String(b.type).split('.')[0]}/${b.data.entity_id}`, seq: Number(b.data.seq) };
   }
 
@@ -98,6 +100,50 @@ const interleaved = (tenantId: string, entities: string[], n: number) =>
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 const names = (entityIds: string[]) => entityIds.map((e) => `Employee/${e}`);
+
+describe('ordering of the seed dialects, a Herald setting', () => {
+  test('HERALD_PAYCOR_ORDERING and HERALD_GUSTO_ORDERING take none or entity, none unless set; anything else is refused naming the setting', () => {
+    const base = testEnv('sqlite');
+    try {
+      const c = loadConfig(base.env);
+      assert.equal(c.paycorOrdering, 'none');
+      assert.equal(c.gustoOrdering, 'none');
+      const on = loadConfig({ ...base.env, HERALD_PAYCOR_ORDERING: 'entity', HERALD_GUSTO_ORDERING: ' Entity ' });
+      assert.equal(on.paycorOrdering, 'entity');
+      assert.equal(on.gustoOrdering, 'entity');
+      assert.throws(() => loadConfig({ ...base.env, HERALD_PAYCOR_ORDERING: 'fifo' }), /HERALD_PAYCOR_ORDERING/);
+      assert.throws(() => loadConfig({ ...base.env, HERALD_GUSTO_ORDERING: 'yes' }), /HERALD_GUSTO_ORDERING/);
+    } finally {
+      void base.cleanup();
+    }
+  });
+
+  test('with HERALD_PAYCOR_ORDERING=entity a Paycor-style registration gets each entity\'s notifications in order, one at a time', async () => {
+    const h = await startHerald('sqlite', { HERALD_PAYCOR_ORDERING: 'entity', HERALD_BREAKER_FAILURES: '0' });
+    const rx = await new LineReceiver((_e, seq, attempt) => ({ status: seq === 2 && attempt === 1 ? 500 : 200, delayMs: 10 })).start();
+    try {
+      const t = await h.tenant();
+      const tok = await fetch(h.url + '/Accounts/v2/Common/Token', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'Ocp-Apim-Subscription-Key': t.credentials.subscription_key },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: t.credentials.client_id, client_secret: t.credentials.client_secret, scope: 'openid' }).toString(),
+      }).then((r) => r.json() as Promise<any>);
+      const reg = await h.call('POST', '/eventsubscriptions/user/registrations', tok.access_token,
+        { WebHookUri: rx.url + '/paycor', Description: 'ordered', IsPaused: false, Filters: ['Update'] },
+        { 'Ocp-Apim-Subscription-Key': t.credentials.subscription_key });
+      assert.equal(reg.status, 201, JSON.stringify(reg.body));
+      assert.equal((await h.herald.store.getSubscription(t.id as never, reg.body.Id))?.ordering, 'entity');
+      const entities = ids('pc', 4);
+      const r = await h.admin('POST', '/admin/v1/events/batch', { events: interleaved(t.id, entities, 4) });
+      assert.equal(r.status, 202);
+      await eventually(() => rx.done(names(entities), 4), 10_000, 'all delivered');
+      rx.assertInOrder(names(entities), 4);
+    } finally {
+      await rx.stop();
+      await h.stop();
+    }
+  });
+});
 
 for (const engine of engines()) {
   describe(`ordered delivery on ${engine}`, () => {

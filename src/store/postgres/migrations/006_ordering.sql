@@ -66,7 +66,9 @@ BEGIN
   RETURN NEW;
 END $$;
 
-CREATE TRIGGER deliveries_order_enter BEFORE UPDATE OF status, next_attempt_at ON deliveries FOR EACH ROW
+-- Every way a delivery enters, leaves or re-enters a line sets its status; claims, releases
+-- and retry times do not, and fire neither trigger.
+CREATE TRIGGER deliveries_order_enter BEFORE UPDATE OF status ON deliveries FOR EACH ROW
 WHEN (OLD.order_key IS NOT NULL AND NEW.status IN ('pending', 'held') AND (
   OLD.status NOT IN ('pending', 'held')
   OR (NEW.status = 'pending' AND NEW.lease_token IS NULL AND NEW.next_attempt_at IS NOT NULL

@@ -15,22 +15,22 @@ ALTER TABLE deliveries ADD COLUMN order_seq INTEGER;
 CREATE INDEX deliveries_order ON deliveries (subscription_id, order_key, order_seq)
   WHERE order_key IS NOT NULL AND status IN ('pending', 'held');
 
--- The head finished (succeeded, failed for good, cancelled): the next in line is due now.
-CREATE TRIGGER deliveries_order_next AFTER UPDATE OF status ON deliveries
-WHEN OLD.order_key IS NOT NULL AND OLD.status IN ('pending', 'held') AND NEW.status NOT IN ('pending', 'held')
+-- One trigger, so that an update of a delivery of no line (every one of an unordered
+-- subscription) costs one WHEN test. Every way a delivery enters, leaves or re-enters a line
+-- sets its status; claims, releases and retry times do not, and fire nothing.
+CREATE TRIGGER deliveries_order AFTER UPDATE OF status ON deliveries
+WHEN OLD.order_key IS NOT NULL
 BEGIN
+  -- It finished (succeeded, failed for good, cancelled): the next in line is due now.
   UPDATE deliveries SET next_attempt_at = NEW.updated_at
-  WHERE id = (SELECT d.id FROM deliveries d
+  WHERE OLD.status IN ('pending', 'held') AND NEW.status NOT IN ('pending', 'held')
+    AND id = (SELECT d.id FROM deliveries d
               WHERE d.subscription_id = NEW.subscription_id AND d.order_key = NEW.order_key AND d.status IN ('pending', 'held')
               ORDER BY d.order_seq LIMIT 1)
     AND next_attempt_at IS NULL;
-END;
-
--- A finished delivery sent again (by hand, by a recovery job): it joins the end of its
--- entity's line, and waits there if anything of that entity is unfinished.
-CREATE TRIGGER deliveries_order_again AFTER UPDATE OF status ON deliveries
-WHEN OLD.order_key IS NOT NULL AND OLD.status NOT IN ('pending', 'held') AND NEW.status IN ('pending', 'held')
-BEGIN
+  -- A finished one sent again (by hand, by a recovery job): it joins the end of its entity's
+  -- line, and waits there if anything of that entity is unfinished. Each row of a statement
+  -- that sends several again sees those before it, so they line up in the statement's order.
   UPDATE deliveries SET
     next_attempt_at = CASE WHEN EXISTS (
         SELECT 1 FROM deliveries d
@@ -40,19 +40,15 @@ BEGIN
         SELECT MAX(d.order_seq) + 1 FROM deliveries d
         WHERE d.subscription_id = NEW.subscription_id AND d.order_key = NEW.order_key AND d.status IN ('pending', 'held') AND d.id <> NEW.id
       ), order_seq)
-  WHERE id = NEW.id;
-END;
-
--- A waiting delivery made due by something that knows nothing of lines (a resumed
--- subscription makes all it held due, a retry by hand makes one due): it keeps waiting while
--- an earlier one of its entity is unfinished.
-CREATE TRIGGER deliveries_order_wait AFTER UPDATE OF status, next_attempt_at ON deliveries
-WHEN OLD.order_key IS NOT NULL AND NEW.status = 'pending' AND NEW.lease_token IS NULL AND NEW.next_attempt_at IS NOT NULL
-  AND (OLD.status = 'held' OR (OLD.status = 'pending' AND OLD.next_attempt_at IS NULL))
-BEGIN
+  WHERE OLD.status NOT IN ('pending', 'held') AND NEW.status IN ('pending', 'held') AND id = NEW.id;
+  -- A waiting one made due by something that knows nothing of lines (a resumed subscription
+  -- makes all it held due, a retry by hand makes one due): it keeps waiting while an earlier
+  -- one of its entity is unfinished.
   UPDATE deliveries SET next_attempt_at = NULL
-  WHERE id = NEW.id AND EXISTS (
-    SELECT 1 FROM deliveries d
-    WHERE d.subscription_id = NEW.subscription_id AND d.order_key = NEW.order_key AND d.status IN ('pending', 'held') AND d.order_seq < NEW.order_seq
-  );
+  WHERE OLD.status IN ('pending', 'held') AND NEW.status = 'pending' AND NEW.lease_token IS NULL AND NEW.next_attempt_at IS NOT NULL
+    AND (OLD.status = 'held' OR OLD.next_attempt_at IS NULL)
+    AND id = NEW.id AND EXISTS (
+      SELECT 1 FROM deliveries d
+      WHERE d.subscription_id = NEW.subscription_id AND d.order_key = NEW.order_key AND d.status IN ('pending', 'held') AND d.order_seq < NEW.order_seq
+    );
 END;
