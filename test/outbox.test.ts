@@ -71,8 +71,8 @@ async function pending(c: pg.Client, schema: string): Promise<number> {
   return (await c.query(`SELECT COUNT(*)::int AS n FROM "${schema}".herald_outbox WHERE failed_at IS NULL`)).rows[0].n;
 }
 
-async function endpoint(base: string, apiToken: string, url: string): Promise<{ id: string; secret: string }> {
-  const res = await fetch(`${base}/api/v1/endpoints`, { method: 'POST', headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ url }) });
+async function endpoint(base: string, apiToken: string, url: string, extra: Record<string, unknown> = {}): Promise<{ id: string; secret: string }> {
+  const res = await fetch(`${base}/api/v1/endpoints`, { method: 'POST', headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ url, ...extra }) });
   assert.equal(res.status, 201);
   return (await res.json()) as { id: string; secret: string };
 }
@@ -286,7 +286,7 @@ describe('the outbox on PostgreSQL', { skip: SKIP }, () => {
     }
   });
 
-  test('two Herald processes share the drain: every row one event, each delivered', async () => {
+  test('two Herald processes share the drain: every row one event, each delivered, each entity in order', async () => {
     const rx = await new Receiver().start();
     const { env, cleanup } = testEnv('postgres', { HERALD_OUTBOX: 'on', HERALD_OUTBOX_BATCH: '10' });
     const schema = env.HERALD_DATABASE_SCHEMA!;
@@ -294,15 +294,16 @@ describe('the outbox on PostgreSQL', { skip: SKIP }, () => {
     try {
       procs.push(await HeraldProcess.start(env), await HeraldProcess.start(env));
       const t = await (await fetch(`${procs[0]!.url}/admin/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{"name":"Acme"}' })).json() as any;
-      await endpoint(procs[1]!.url, t.credentials.api_token, rx.url);
-      // Four producers at once, 15 transactions of 5 rows each.
+      await endpoint(procs[1]!.url, t.credentials.api_token, rx.url, { ordering: 'entity' });
+      // Four producers at once, 15 transactions of 5 rows each, each producer changing three
+      // entities of its own in turn (so its transactions are the order of their events).
       const ids: string[] = [];
       await Promise.all(Array.from({ length: 4 }, async (_, p) => {
         const producer = await client();
         try {
           for (let k = 0; k < 15; k++) {
             await producer.query('BEGIN');
-            ids.push(...await publishMany(producer, Array.from({ length: 5 }, (_, i) => ({ tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: `${p}-${k}-${i}` })), { schema }));
+            ids.push(...await publishMany(producer, Array.from({ length: 5 }, (_, i) => ({ tenant_id: t.id, entity: 'Employee', event: 'Update', entity_id: `${p}-${(k * 5 + i) % 3}`, data: { n: k * 5 + i } })), { schema }));
             await producer.query('COMMIT');
           }
         } finally {
@@ -316,6 +317,14 @@ describe('the outbox on PostgreSQL', { skip: SKIP }, () => {
       await eventually(() => distinctIds(rx).size === 300, 30_000, '300 events delivered');
       const eventIds = new Set([...keys.values()].flatMap((k) => k.ids));
       for (const id of distinctIds(rx)) assert.ok(eventIds.has(id));
+      // Each entity's events arrived in the order its producer committed them.
+      const seen = new Map<string, number[]>();
+      for (const r of rx.received) {
+        const b = JSON.parse(r.body);
+        seen.set(b.data.entity_id, [...(seen.get(b.data.entity_id) ?? []), b.data.n]);
+      }
+      assert.equal(seen.size, 12);
+      for (const [entity, ns] of seen) assert.deepEqual(ns, [...ns].sort((x, y) => x - y), `entity ${entity} in order`);
     } finally {
       for (const p of procs) p.kill('SIGKILL');
       await Promise.all(procs.map((p) => p.exited));

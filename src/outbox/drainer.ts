@@ -45,10 +45,13 @@ export interface DrainResult {
   duplicates: number;
   /** Rows Herald refused, kept in the outbox with failed_at and error. */
   refused: number;
+  /** Rows left for later: an earlier row of their entity was being drained by another process. */
+  held: number;
 }
 
 interface OutboxRow {
   id: string;
+  seq: string;
   tenant_id: string;
   entity: string;
   event: string;
@@ -65,6 +68,9 @@ interface OutboxRow {
 export const OUTBOX_APPLICATION_NAME = 'herald-outbox';
 
 const ignore = (): void => undefined;
+
+/** How soon rows held back behind another process's drain are looked at again. */
+const HELD_RETRY_MS = 20;
 
 /** Why Herald refuses a row, as kept in its error column. */
 function reason(err: unknown): string {
@@ -245,14 +251,15 @@ export class OutboxDrainer {
         await this.pause(backoff);
         continue;
       }
-      // A full batch: more are likely waiting.
-      if (r.claimed < this.o.batch) await this.pause(this.o.pollIntervalMs);
+      // A full batch: more are likely waiting. Rows held back wait for another process's drain: look again soon, not at once.
+      if (r.held > 0) await this.pause(Math.min(this.o.pollIntervalMs, HELD_RETRY_MS));
+      else if (r.claimed < this.o.batch) await this.pause(this.o.pollIntervalMs);
     }
   }
 
   /** One batch: claim, publish, delete or mark, commit. Throws (leaving the rows) when a database is unavailable. */
   async drainOnce(): Promise<DrainResult> {
-    const out: DrainResult = { claimed: 0, published: 0, duplicates: 0, refused: 0 };
+    const out: DrainResult = { claimed: 0, published: 0, duplicates: 0, refused: 0, held: 0 };
     const pool = this.pool;
     if (!pool) return out;
     const client = await pool.connect();
@@ -262,8 +269,9 @@ export class OutboxDrainer {
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<OutboxRow>(
-        `SELECT id, tenant_id, entity, event, entity_id, entity_uri, parent_type, parent_id, data, occurred_at, idempotency_key
-         FROM ${this.table} WHERE failed_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        // seq as text (a bigint, whatever the client's parsers); ordered by the column, o.seq, not by that text.
+        `SELECT o.id, o.seq::text AS seq, o.tenant_id, o.entity, o.event, o.entity_id, o.entity_uri, o.parent_type, o.parent_id, o.data, o.occurred_at, o.idempotency_key
+         FROM ${this.table} o WHERE o.failed_at IS NULL ORDER BY o.seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [this.o.batch],
       );
       out.claimed = rows.length;
@@ -271,7 +279,9 @@ export class OutboxDrainer {
         await client.query('COMMIT');
         return out;
       }
-      const ok = await this.check(rows, refused);
+      const held = await this.heldBack(client, rows);
+      out.held = held.size;
+      const ok = await this.check(held.size ? rows.filter((r) => !held.has(r.id)) : rows, refused);
       const done = await this.publish(ok, refused, out);
       if (done.length) await client.query(`DELETE FROM ${this.table} WHERE id = ANY($1::uuid[])`, [done]);
       if (refused.length) {
@@ -294,6 +304,23 @@ export class OutboxDrainer {
     if (out.published > 0) this.o.wake?.();
     this.o.onDrain?.(out);
     return out;
+  }
+
+  /**
+   * The claimed rows that must wait: an earlier row of their entity (tenant, entity type,
+   * entity id) is still pending and not in this claim, so another drain holds it. Published
+   * now, they could reach Herald before it, and ordered delivery (`ordering: "entity"`)
+   * follows the order events reach Herald in. Left, they are claimed again once it is gone.
+   */
+  private async heldBack(client: pg.PoolClient, rows: OutboxRow[]): Promise<Set<string>> {
+    const { rows: held } = await client.query<{ id: string }>(
+      `SELECT c.id FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS c(id, seq, tenant_id, entity, entity_id)
+       WHERE EXISTS (SELECT 1 FROM ${this.table} p
+                     WHERE p.tenant_id = c.tenant_id AND p.entity = c.entity AND p.entity_id = c.entity_id
+                       AND p.seq < c.seq AND p.failed_at IS NULL AND p.id <> ALL($1::uuid[]))`,
+      [rows.map((r) => r.id), rows.map((r) => String(r.seq)), rows.map((r) => r.tenant_id), rows.map((r) => r.entity), rows.map((r) => r.entity_id)],
+    );
+    return new Set(held.map((r) => r.id));
   }
 
   /** The rows as events, checked as POST /admin/v1/events checks them; refused ones go to `refused`. */
