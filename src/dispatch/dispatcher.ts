@@ -51,6 +51,8 @@ const KEEP_DUE = 100;
 const ASIDE_MIN_MS = 60_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Breakers time cool-downs and Retry-After holds, which are lengths of real time: a step of Herald's clock must not stretch them. */
+const mono = () => performance.now();
 
 type Completion = { claim: ClaimedDelivery; attempt: AttemptRecord; outcome: Outcome };
 
@@ -226,7 +228,7 @@ export class Dispatcher {
     let ms = this.o.pollIntervalMs;
     // An open breaker's next probe wakes the loop. One whose turn has come already had its
     // chance in the claim just made: nothing of it is due, and it waits like the rest.
-    const untilProbe = (this.breakers.nextProbeAt() ?? Infinity) - this.clock.now();
+    const untilProbe = (this.breakers.nextProbeAt() ?? Infinity) - mono();
     if (untilProbe > 0) ms = Math.min(ms, untilProbe);
     // With a subscription full, what is due may be its own: a freed slot wakes the loop instead.
     if (![...this.room().bySubscription.values()].some((n) => n <= 0)) {
@@ -253,7 +255,7 @@ export class Dispatcher {
       bySubscription.set(id, r >= Math.ceil(this.queueLimit / 2) ? r : 0);
     }
     // An open breaker: nothing, or its one probe (only once the subscription has a free slot).
-    for (const [id, r] of this.breakers.room(this.clock.now())) {
+    for (const [id, r] of this.breakers.room(mono())) {
       const busy = (this.sending.get(id) ?? 0) >= this.o.maxInFlightPerEndpoint;
       bySubscription.set(id, busy ? 0 : r);
     }
@@ -271,7 +273,7 @@ export class Dispatcher {
     this.claimed++;
     const id = c.subscription.id;
     // Behind an open breaker the claim goes back, still due, no retry used: only the probe goes.
-    const may = this.breakers.mayStart(id, c.delivery.id, this.clock.now(), c.failureStreak);
+    const may = this.breakers.mayStart(id, c.delivery.id, mono(), c.failureStreak);
     if (this.breakers.isOpen(id)) this.probed = true;
     if (!may) {
       void this.giveBack(c, this.clock.now());
@@ -292,7 +294,7 @@ export class Dispatcher {
     // A claim that waited so long that its lease could run out mid-attempt goes back instead:
     // another claimer could otherwise send it at the same time. So does one that waited while
     // its subscription's breaker opened.
-    if ((this.leaseEnds.get(c) ?? 0) - this.clock.now() < this.o.attemptBoundMs || !this.breakers.mayStart(id, c.delivery.id, this.clock.now())) {
+    if ((this.leaseEnds.get(c) ?? 0) - this.clock.now() < this.o.attemptBoundMs || !this.breakers.mayStart(id, c.delivery.id, mono())) {
       void this.giveBack(c, this.clock.now());
       return;
     }
@@ -445,7 +447,7 @@ export class Dispatcher {
         // The breaker hears first, so that a claim waiting for this slot sees it open.
         const now = this.clock.now(), code = res.statusCode;
         const change = this.breakers.answered(c.subscription.id, c.delivery.id, code !== null && code >= 200 && code < 300 ? { ok: true }
-          : { ok: false, retryAfterMs: retryAfterMs(this.o.retry, code, res.retryAfter, now) }, now);
+          : { ok: false, retryAfterMs: retryAfterMs(this.o.retry, code, res.retryAfter, now) }, mono());
         if (change) this.asideChanged(c.subscription.id, change, now);
       } finally {
         // No answer at all (a sender fault): a probe must not hold its breaker shut for ever.
