@@ -35,9 +35,11 @@ function ppidOf(pid: string): number {
 const SHARED_TUNING = {
   fsync: 'on', autovacuum: 'off', shared_buffers: '128MB', max_connections: 100, max_wal_size: '1GB', min_wal_size: '80MB',
 };
-const PRIVATE_SETTINGS = {
+const PRIVATE_SETTINGS: Record<string, string | number> = {
   ...SHARED_TUNING,
   shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': 2000, 'pg_stat_statements.track_utility': 'on',
+  // BENCH_PG_SETTINGS="autovacuum=on fillfactor..." tries other settings on the private server.
+  ...Object.fromEntries((process.env.BENCH_PG_SETTINGS ?? '').split(/\s+/).filter(Boolean).map((kv) => kv.split('=', 2) as [string, string])),
 };
 
 /** The role Herald connects as on the private server: pg_stat_statements is read for it alone, not for the bench's own queries. */
@@ -102,7 +104,8 @@ export class BenchPg {
       await c.query(`CREATE DATABASE bench OWNER ${HERALD_ROLE}`);
       await c.end();
       const adminUrl = server.url.replace(/\/postgres$/, '/bench');
-      const b = new BenchPg(`postgres://${HERALD_ROLE}@127.0.0.1:${server.port}/bench`, adminUrl, server, `private server on port ${server.port} (${Object.entries(SHARED_TUNING).map(([k, v]) => `${k}=${v}`).join(' ')}, as the shared one)`);
+      const extra = process.env.BENCH_PG_SETTINGS ? `; BENCH_PG_SETTINGS: ${process.env.BENCH_PG_SETTINGS}` : '';
+      const b = new BenchPg(`postgres://${HERALD_ROLE}@127.0.0.1:${server.port}/bench`, adminUrl, server, `private server on port ${server.port} (${Object.entries(SHARED_TUNING).map(([k, v]) => `${k}=${v}`).join(' ')}, as the shared one${extra})`);
       await b.admin.query('CREATE EXTENSION pg_stat_statements');
       return b;
     }
@@ -115,6 +118,13 @@ export class BenchPg {
       await c.end().catch(() => undefined);
     }
     return new BenchPg(sharedUrl, sharedUrl, null, `shared server ${sharedUrl.replace(/^.*@/, '')}: ${cannot}; statements not counted`);
+  }
+
+  /** A session as Herald connects (its statements are counted), with `schema` first on the search path. */
+  async connect(schema: string): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: this.url, options: `-c search_path=${schema}` });
+    await c.connect();
+    return c;
   }
 
   query<T extends pg.QueryResultRow = any>(sql: string, params?: unknown[]): Promise<pg.QueryResult<T>> {

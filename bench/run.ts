@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     'no-pg': { type: 'boolean', default: false },
     'shared-pg': { type: 'boolean', default: false },
     processes: { type: 'string' },
+    events: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
   },
 });
@@ -34,6 +35,8 @@ const SIZES = {
   quick: { throughput: 5_000, scaleout: 3_000, latencyRate: 200, latencySeconds: 3, fanout: 500, backlogLarge: 50_000, backlogSmall: 5_000, isolationEvents: 1_000, slowMs: 5000, timeoutMs: 10_000 },
   tiny: { throughput: 300, scaleout: 200, latencyRate: 50, latencySeconds: 1, fanout: 30, backlogLarge: 2_000, backlogSmall: 200, isolationEvents: 100, slowMs: 1000, timeoutMs: 2000 },
 }[MODE];
+// --events N: the throughput and scale-out runs' size, whatever the mode.
+if (args.events) SIZES.throughput = SIZES.scaleout = Number(args.events);
 const HEALTHY_ENDPOINTS = 4;
 /** Requests in one measurement of the ceiling. */
 const CEILING_REQUESTS = Math.max(SIZES.throughput, 1000);
@@ -313,6 +316,9 @@ async function throughput(rx: ReceiverProc, engine: 'sqlite' | 'postgres', n: nu
     const prefix = `/tp-${engine}${tag}/`;
     const { tenantId } = await tenantWithEndpoints(hs[0]!, [rx.url + prefix]);
     const onPg = engine === 'postgres' ? benchPg! : null;
+    // BENCH_PG_DDL: statements run in the schema after Herald's migrations, to try a schema
+    // change with Herald's own statements before making it (e.g. "ALTER TABLE deliveries SET (fillfactor = 50)").
+    if (onPg && process.env.BENCH_PG_DDL) await onPg.query(`SET search_path = "${schema}"; ${process.env.BENCH_PG_DDL}; RESET search_path`);
     // A session flushes its table counters within a second of going idle: the setup's writes
     // (event types, tenant, subscription) land before the snapshot rather than in the figures.
     if (onPg) await sleep(1200);
@@ -545,11 +551,12 @@ function pgCostRows(r: { pgServerMicrosPerDelivery: number | null; cpuMicrosPerD
   details.push('  index                              entries  bytes grown  scans');
   for (const [i, v] of Object.entries(k.byIndex)) details.push(`  ${(i + (v.partial ? ' (partial)' : '')).padEnd(34)} ${(v.entriesPerDelivery === null ? '?' : fmt(v.entriesPerDelivery, 2)).padStart(7)} ${fmt(v.bytesPerDelivery, 1).padStart(12)} ${fmt(v.scansPerDelivery, 2).padStart(6)}`);
   const stmt = (s: PgCost['top']['byCalls'][number]) =>
-    `  ${fmt(s.calls / k.deliveries, 3).padStart(7)} ${fmt(s.totalMs / k.deliveries * 1000, 1).padStart(8)} ${fmt(s.meanMs, 3).padStart(8)} ${fmt(s.walBytes / k.deliveries).padStart(6)}  ${s.query.slice(0, 110)}`;
+    `  ${fmt(s.calls / k.deliveries, 3).padStart(7)} ${fmt(s.totalMs / k.deliveries * 1000, 1).padStart(8)} ${fmt(s.meanMs, 3).padStart(8)} ${fmt(s.walBytes / k.deliveries).padStart(6)} ${fmt(s.sharedBlks / s.calls).padStart(7)} ${fmt(s.rows / s.calls, 1).padStart(6)}  ${s.query.slice(0, 100)}`;
   if (k.top.byCalls.length) {
-    details.push('  calls/d  µs/d     ms/call  WAL/d  statement (top by calls)');
+    details.push('  (per delivery: calls, µs in the server, WAL bytes; per call: ms, buffers touched, rows)');
+    details.push('  calls/d  µs/d     ms/call  WAL/d  blks/c rows/c  statement (top by calls)');
     details.push(...k.top.byCalls.map(stmt));
-    details.push('  calls/d  µs/d     ms/call  WAL/d  statement (top by total time)');
+    details.push('  calls/d  µs/d     ms/call  WAL/d  blks/c rows/c  statement (top by total time)');
     details.push(...k.top.byTime.map(stmt));
   }
 }
