@@ -317,8 +317,9 @@ export class OutboxDrainer {
       `SELECT c.id FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS c(id, seq, tenant_id, entity, entity_id)
        WHERE EXISTS (SELECT 1 FROM ${this.table} p
                      WHERE p.tenant_id = c.tenant_id AND p.entity = c.entity AND p.entity_id = c.entity_id
-                       AND p.seq < c.seq AND p.failed_at IS NULL AND p.id <> ALL($1::uuid[]))`,
-      [rows.map((r) => r.id), rows.map((r) => String(r.seq)), rows.map((r) => r.tenant_id), rows.map((r) => r.entity), rows.map((r) => r.entity_id)],
+                       AND p.seq < c.seq AND p.seq < $6::bigint AND p.failed_at IS NULL AND p.id <> ALL($1::uuid[]))`,
+      // $6, the claim's last seq, bounds the scan to the pending index's head, however long the backlog behind it.
+      [rows.map((r) => r.id), rows.map((r) => r.seq), rows.map((r) => r.tenant_id), rows.map((r) => r.entity), rows.map((r) => r.entity_id), rows.at(-1)!.seq],
     );
     return new Set(held.map((r) => r.id));
   }
