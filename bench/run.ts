@@ -362,8 +362,10 @@ const STAGES = [
   ['call → event stored', 'from the publish call to events.created_at: HTTP, parsing, auth, up to the transaction'],
   ['stored → 202 at the caller', 'the transaction (insert, notify, commit) and the answer'],
   ['stored → send started', 'commit, wake-up, claim and hand-off to the sender (attempts.started_at)'],
+  ['  of which 202 → send started', 'wake-up, claim and hand-off after the commit; across two clocks, and below 0 when the claim beats the 202 to the caller'],
   ['send started → receipt', 'rendering, signing, the sender thread and the HTTP request'],
 ] as const;
+// call → stored, stored → 202, 202 → send started and send started → receipt add up to the whole.
 
 /**
  * Open loop of single publishes at `rate` a second: publish → receipt latency, and where the
@@ -405,6 +407,7 @@ async function latency(rx: ReceiverProc, engine: 'sqlite' | 'postgres', rate: nu
     // The store's side, read once Herald has stopped writing.
     if (engine === 'postgres') await settled(h.schema!, 10_000);
     const claimStatement = engine === 'postgres' ? await claimStatementMean() : null;
+    const publishCost = engine === 'postgres' ? await publishStatements(total) : null;
     await h.halt();
     const recorded = await storeTimes(h, [...sentAt.keys()]);
     const perEvent: { total: number; stages: number[] }[] = [];
@@ -412,7 +415,7 @@ async function latency(rx: ReceiverProc, engine: 'sqlite' | 'postgres', rate: nu
       const r = recorded.get(id);
       const got = times.get(id);
       if (!r || got === undefined) continue;
-      perEvent.push({ total: got - t.call, stages: [r.createdAt - t.call, t.answer - r.createdAt, r.startedAt - r.createdAt, got - r.startedAt] });
+      perEvent.push({ total: got - t.call, stages: [r.createdAt - t.call, t.answer - r.createdAt, r.startedAt - r.createdAt, r.startedAt - t.answer, got - r.startedAt] });
     }
     perEvent.sort((a, b) => a.total - b.total);
     const slowest = perEvent.slice(Math.floor(perEvent.length * 0.99));
@@ -422,7 +425,7 @@ async function latency(rx: ReceiverProc, engine: 'sqlite' | 'postgres', rate: nu
     });
     return {
       engine, offeredPerSecond: rate, seconds, events: total, received: lat.length, p50: pct(50), p95: pct(95), p99: pct(99), max: lat.at(-1)!,
-      breakdown, publishCommitMeanMs: commits.publish, completeCommitMeanMs: commits.complete, claimStatement,
+      breakdown, publishCommitMeanMs: commits.publish, completeCommitMeanMs: commits.complete, claimStatement, publishCost,
     };
   } finally {
     await h.stop();
@@ -438,6 +441,19 @@ function commitMeans(text: string): Record<string, number | null> {
     if (sum && count && Number(count[1]) > 0) out[op] = (Number(sum[1]) / Number(count[1])) * 1000;
   }
   return out;
+}
+
+/**
+ * Statements run in a publish's transaction (BEGIN to COMMIT: all but claims, outcomes and the
+ * dispatcher's due-time poll) since the last reset, per event, and their time in the server.
+ */
+async function publishStatements(events: number): Promise<{ statementsPerEvent: number; serverMsPerEvent: number } | null> {
+  if (!benchPg?.private) return null;
+  const r = await benchPg.query(
+    `SELECT sum(calls)::bigint AS calls, sum(total_exec_time) AS total FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+     WHERE r.rolname = 'herald' AND query !~* '^\\s*WITH (win|v) AS' AND query !~* 'MIN\\(next_attempt_at\\)' AND query !~* 'FROM recoveries'`);
+  const x = r.rows[0];
+  return x && Number(x.calls) > 0 ? { statementsPerEvent: Number(x.calls) / events, serverMsPerEvent: Number(x.total) / events } : null;
 }
 
 /** The claim statement's calls and mean server time since the last reset (PostgreSQL's own count), or null when not counted. */
@@ -641,6 +657,7 @@ try {
     rows.push({ figure: '  where the time goes, ms: p50 / p99 / mean of the slowest 1 %', value: '' });
     for (const b of r.breakdown) rows.push({ figure: `    ${b.stage}`, value: `${fmt(b.p50, 1)} / ${fmt(b.p99, 1)} / ${fmt(b.meanOfSlowest1pc, 1)}` });
     if (r.publishCommitMeanMs !== null) rows.push({ figure: '  store writes as Herald saw them, mean: publish / outcomes', value: `${fmt(r.publishCommitMeanMs, 2)} / ${r.completeCommitMeanMs === null ? '?' : fmt(r.completeCommitMeanMs, 2)} ms` });
+    if (r.publishCost) rows.push({ figure: '  a publish in the server: statements, their time (the rest of the publish write is round trips and waiting)', value: `${fmt(r.publishCost.statementsPerEvent, 1)}, ${fmt(r.publishCost.serverMsPerEvent, 2)} ms` });
     if (r.claimStatement) rows.push({ figure: '  claim statement in the server: mean, rows a claim', value: `${fmt(r.claimStatement.meanMs, 2)} ms, ${fmt(r.claimStatement.rowsPerCall, 1)}` });
   }
 
