@@ -13,6 +13,7 @@
 //   from that commit until the outbox is empty, nothing else running).
 // Other scripts may import runOutboxBench (bench/run.ts: `import { runOutboxBench } from './outbox.ts'`).
 import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { publish, publishMany } from '../src/outbox/index.js';
@@ -49,6 +50,8 @@ export interface OutboxBenchResult {
   drainLagMsPolled: number;
   /** Rows per second drained from a backlog of `events` rows, nothing else running. */
   backlogDrainedPerSecond: number;
+  /** The machine's 1-minute load average at the start and the end: a shared machine's figures vary with it. */
+  load: [number, number];
 }
 
 const ADMIN = 'bench-admin-token';
@@ -86,6 +89,7 @@ async function produce(url: string, producers: number, total: number, tx: (c: pg
 
 export async function runOutboxBench(o: OutboxBenchOptions): Promise<OutboxBenchResult> {
   const log = o.log ?? (() => undefined);
+  const loadAtStart = loadavg()[0]!;
   const { env, cleanup } = testEnv('postgres', {
     DATABASE_URL: o.pgUrl, HERALD_ADMIN_TOKEN: ADMIN, HERALD_DISPATCH: 'off', HERALD_OUTBOX: 'on', HERALD_OUTBOX_BATCH: String(o.batch),
     HERALD_POLL_INTERVAL_MS: '1000', HERALD_METRICS: 'off',
@@ -149,6 +153,7 @@ export async function runOutboxBench(o: OutboxBenchOptions): Promise<OutboxBench
       drainedPerSecondPolled: polled.drainedPerSecond,
       drainLagMsPolled: polled.lagMs,
       backlogDrainedPerSecond: o.events / ((backlogAt - committedAt) / 1000),
+      load: [loadAtStart, loadavg()[0]!],
     };
   } finally {
     p?.kill('SIGKILL');
@@ -176,7 +181,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log(JSON.stringify(r));
   } else {
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
-    console.log(`outbox, ${f(r.events)} events, ${r.producers} producers, batch ${r.batch}, PostgreSQL at ${pgUrl.replace(/\/\/[^@]*@/, '//')}`);
+    console.log(`outbox, ${f(r.events)} events, ${r.producers} producers, batch ${r.batch}, PostgreSQL at ${pgUrl.replace(/\/\/[^@]*@/, '//')}, load average ${r.load.map((l) => l.toFixed(1)).join(' to ')} on ${availableParallelism()} cores`);
     console.log(`  producer commits/s, order only          ${f(r.commitsPerSecondWithout)}`);
     console.log(`  producer commits/s, order + outbox row  ${f(r.commitsPerSecond)}  (${(r.commitsPerSecond / r.commitsPerSecondWithout).toFixed(2)} of without)`);
     console.log(`  drained into Herald/s, producers running ${f(r.drainedPerSecond)}  (last row in Herald ${f(r.drainLagMs)} ms after the last commit)`);
