@@ -56,7 +56,7 @@ for (const engine of engines()) {
       `SELECT d.id, d.status, d.order_seq, d.next_attempt_at, e.data AS seq FROM deliveries d JOIN events e ON e.id = d.event_id
        WHERE d.subscription_id = $1 ORDER BY d.order_seq, d.id`, [subId],
     );
-    const due = (rows: { status: string; next_attempt_at: number | null }[]) => rows.filter((r) => r.status === 'pending' && r.next_attempt_at !== null);
+    const due = <R extends { status: string; next_attempt_at: number | null }>(rows: R[]) => rows.filter((r) => r.status === 'pending' && r.next_attempt_at !== null);
     /** Claims everything due of the subscription and records each as failed for good. */
     const failAll = async (subId: SubscriptionId) => {
       for (;;) {
@@ -98,8 +98,23 @@ for (const engine of engines()) {
       const rec = rows.filter((r) => failed.some((f) => f.id === r.id));
       assert.equal(rec.length, 4);
       assert.deepEqual(rec.map((r) => JSON.parse(r.seq).seq), [1, 2, 3, 4], 'the recovered keep their publish order in the line');
-      assert.equal(due(rec).length, 1, 'only the first recovered is due');
-      assert.equal(JSON.parse(due(rec)[0]!.seq).seq, 1);
+      // SQLite parks all but the first; PostgreSQL leaves them due and the claim passes them by.
+      if (engine === 'sqlite') assert.equal(due(rec).length, 1, 'only the first recovered is due');
+      const claims = (await store.claimDue(100, 60_000)).filter((c) => c.subscription.id === sub.id);
+      assert.deepEqual(claims.map((c) => `${c.event.entityId} ${(c.event.data as { seq: number }).seq}`).sort(), ['other 1', 'rec 1'],
+        'a claim takes the first of each line, the other entity\'s too');
+      // Each outcome lets the next through, in order.
+      const got: number[] = [];
+      let head = claims.find((c) => c.event.entityId === 'rec')!;
+      for (;;) {
+        got.push((head.event.data as { seq: number }).seq);
+        await store.completeMany([{ claim: head, attempt: { ...attempt, statusCode: 200 }, outcome: { kind: 'succeeded' } }]);
+        const next = (await store.claimDue(100, 60_000)).filter((c) => c.subscription.id === sub.id && c.event.entityId === 'rec');
+        if (next.length === 0) break;
+        assert.equal(next.length, 1, 'one at a time');
+        head = next[0]!;
+      }
+      assert.deepEqual(got, [1, 2, 3, 4]);
     });
 
     test('retention removing an entity\'s finished deliveries leaves its line as it was', async () => {

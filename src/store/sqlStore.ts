@@ -21,6 +21,7 @@ import * as publishing from './queries/publish.ts';
 import * as events from './queries/events.ts';
 import * as deliveries from './queries/deliveries.ts';
 import * as claiming from './queries/claim.ts';
+import { orderKey, promoteHeads } from './queries/lines.ts';
 import * as completing from './queries/complete.ts';
 
 export type { Completion } from './queries/complete.ts';
@@ -111,8 +112,13 @@ export class SqlStore implements Store, StoreContext {
   async completeMany(items: completing.Completion[]): Promise<boolean[]> {
     const recorded = await completing.completeMany(this, items);
     // The next in an entity's line became due in that transaction (migration 006's trigger):
-    // look now rather than at the next poll, or every step of a line would wait for one.
-    if (this.wakeDispatcher && items.some((x, i) => recorded[i] && x.outcome.kind !== 'retry' && x.claim.subscription.ordering === 'entity')) this.wakeDispatcher();
+    // on PostgreSQL check again now it is committed (lines.ts), and look now rather than at
+    // the next poll, or every step of a line would wait for one.
+    const finished = items.filter((x, i) => recorded[i] && x.outcome.kind !== 'retry' && x.claim.subscription.ordering === 'entity');
+    if (finished.length > 0) {
+      await promoteHeads(this.db.relaxed, finished.map((x) => ({ sub: x.claim.subscription.id, key: orderKey(x.claim.event.entity, x.claim.event.entityId) })), this.clock.now());
+      this.wakeDispatcher?.();
+    }
     return recorded;
   }
   release(c: ClaimedDelivery, at: number): Promise<void> { return completing.release(this, c, at); }

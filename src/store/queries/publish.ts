@@ -7,21 +7,27 @@ import type { HeraldEvent, NewEvent, PublishResult } from '../../domain/model.ts
 import { insertMany, type Db, type Param } from '../db.ts';
 import { eventOf, json } from '../rows.ts';
 import type { StoreContext } from './context.ts';
+import { orderKey, promoteHeads, type Line } from './lines.ts';
 
 export async function publish(ctx: StoreContext, events: NewEvent[]): Promise<PublishResult[]> {
+  const parked: Line[] = [];
+  let results: PublishResult[];
   try {
-    return await publishOnce(ctx, events);
+    results = await publishOnce(ctx, events, parked);
   } catch (err) {
     // Two concurrent publishes with one idempotency key: the loser retries and finds the winner's event.
-    if ((err as { code?: string }).code === '23505') return publishOnce(ctx, events);
-    // Two transactions each waiting for an entity line's lock the other holds (a publish and
-    // an outcome that frees the heads of two entities, say): PostgreSQL ended this one.
-    if ((err as { code?: string }).code === '40P01') return publishOnce(ctx, events);
-    throw err;
+    // 40P01: a bulk re-send of several entities' deliveries took their lines' locks in
+    // another order than this publish (rare); PostgreSQL ended this one.
+    const code = (err as { code?: string }).code;
+    if (code !== '23505' && code !== '40P01') throw err;
+    parked.length = 0;
+    results = await publishOnce(ctx, events, parked);
   }
+  if (parked.length > 0) await promoteHeads(ctx.db, parked, ctx.clock.now());
+  return results;
 }
 
-async function publishOnce(ctx: StoreContext, events: NewEvent[]): Promise<PublishResult[]> {
+async function publishOnce(ctx: StoreContext, events: NewEvent[], parked: Line[]): Promise<PublishResult[]> {
   return ctx.db.tx(async (t) => {
     const now = ctx.clock.now();
     const results: PublishResult[] = [];
@@ -71,7 +77,7 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[]): Promise<Publi
       if (e.idempotencyKey !== null) byKey.set(`${e.tenantId}\u0000${e.idempotencyKey}`, r);
     }
     await insertMany(t, 'events', ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'], eventRows);
-    if (inLine.length > 0) await lineUp(t, inLine);
+    if (inLine.length > 0) parked.push(...(await lineUp(t, inLine)));
     await insertMany(t, 'deliveries', ['id', 'tenant_id', 'event_id', 'subscription_id', 'status', 'next_attempt_at', 'created_at', 'updated_at', 'order_key', 'order_seq'], deliveryRows);
     if (due) await ctx.notifyDue(t);
     return results;
@@ -85,8 +91,6 @@ async function findByIdempotencyKey(t: Db, tenantId: string, key: string): Promi
   return { event: eventOf(rows[0]), deliveries: Number(count[0]!.n), duplicate: true };
 }
 
-/** The line a delivery of an ordered subscription joins: its event's entity type and entity_id (the subscription fixes the tenant). */
-export const orderKey = (entity: string, entityId: string): string => JSON.stringify([entity, entityId]);
 
 /** The last place taken in a line, among its unfinished deliveries (through the index deliveries_order). */
 const TAIL = (sub: string, key: string) => `SELECT MAX(order_seq) FROM deliveries WHERE subscription_id = ${sub} AND order_key = ${key} AND status IN ('pending', 'held')`;
@@ -98,9 +102,10 @@ const TAIL = (sub: string, key: string) => `SELECT MAX(order_seq) FROM deliverie
  * trigger of migration 006 makes the next one due. On PostgreSQL the lines' locks are taken
  * first, in one order (so two publishes of several entities cannot wait for each other), and
  * held until this transaction commits: of two publishes to one entity, the one that commits
- * first is first in line. On SQLite one writer at a time gives the same.
+ * first is first in line. On SQLite one writer at a time gives the same. Answers the lines where a delivery was parked,
+ * for the check after the commit (lines.ts).
  */
-async function lineUp(t: Db, inLine: { row: Param[]; sub: string; key: string }[]): Promise<void> {
+async function lineUp(t: Db, inLine: { row: Param[]; sub: string; key: string }[]): Promise<Line[]> {
   const lines = new Map<string, { sub: string; key: string; tail: number | null }>();
   for (const d of inLine) lines.set(`${d.sub}\u0000${d.key}`, { sub: d.sub, key: d.key, tail: null });
   const all = [...lines.values()];
@@ -124,13 +129,18 @@ async function lineUp(t: Db, inLine: { row: Param[]; sub: string; key: string }[
       l.tail = rows[0]?.tail === null || rows[0]?.tail === undefined ? null : Number(rows[0].tail);
     }
   }
+  const parked = new Set<{ sub: string; key: string; tail: number | null }>();
   for (const d of inLine) {
     const l = lines.get(`${d.sub}\u0000${d.key}`)!;
     const place = (l.tail ?? 0) + 1;
     // Columns: ..., next_attempt_at (5), ..., order_key (8), order_seq (9).
-    if (l.tail !== null) d.row[5] = null;
+    if (l.tail !== null) {
+      d.row[5] = null;
+      parked.add(l);
+    }
     d.row[8] = d.key;
     d.row[9] = place;
     l.tail = place;
   }
+  return [...parked].map(({ sub, key }) => ({ sub, key }));
 }

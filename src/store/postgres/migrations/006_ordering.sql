@@ -16,18 +16,20 @@ ALTER TABLE deliveries ADD COLUMN order_seq BIGINT;
 CREATE INDEX deliveries_order ON deliveries (subscription_id, order_key, order_seq)
   WHERE order_key IS NOT NULL AND status IN ('pending', 'held');
 
--- Everything that changes an entity's line (a publish adding to its end, the head finishing,
--- a delivery sent again) holds this lock until its transaction ends, so that each sees what
--- the one before it committed: two processes publishing to one entity at once are put in one
--- order, and the order their transactions commit in is the order of delivery. Keyed by
--- schema too, since advisory locks are database-wide.
+-- Publishing to a line and sending a finished delivery again both take its place at the end:
+-- they hold this lock until their transaction ends, so that each sees what the one before it
+-- committed, and two processes publishing to one entity at once are put in one order, the
+-- order their transactions commit in. Keyed by schema too, since advisory locks are
+-- database-wide. Outcomes never take it (they come in batches of many entities, in no set
+-- order, and would deadlock with publishes): a publish that parks a delivery behind a head
+-- whose outcome commits at the same moment, unseen, is caught by the check each side makes
+-- once it has committed (src/store/queries/lines.ts).
 CREATE FUNCTION herald_order_lock(sub TEXT, okey TEXT) RETURNS void LANGUAGE sql VOLATILE
 AS $$ SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || sub || '/' || okey, 6)) $$;
 
 -- The head finished (succeeded, failed for good, cancelled): the next in line is due now.
 CREATE FUNCTION herald_order_next() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
-  PERFORM herald_order_lock(NEW.subscription_id, NEW.order_key);
   UPDATE deliveries SET next_attempt_at = NEW.updated_at
   WHERE id = (SELECT d.id FROM deliveries d
               WHERE d.subscription_id = NEW.subscription_id AND d.order_key = NEW.order_key AND d.status IN ('pending', 'held')
@@ -40,23 +42,25 @@ CREATE TRIGGER deliveries_order_next AFTER UPDATE OF status ON deliveries FOR EA
 WHEN (OLD.order_key IS NOT NULL AND OLD.status IN ('pending', 'held') AND NEW.status NOT IN ('pending', 'held'))
 EXECUTE FUNCTION herald_order_next();
 
--- Before a delivery of a line becomes unfinished or due again: a finished one sent again (by
--- hand, by a recovery job) joins the end of its entity's line and waits there if anything of
--- that entity is unfinished; a waiting one made due by something that knows nothing of lines
--- (a resumed subscription makes all it held due, a retry by hand makes one due) keeps waiting
--- while an earlier one is unfinished. A BEFORE trigger sees the rows its statement changed
--- before this one, so a statement sending several of one entity again lines them up.
+-- Before a delivery of a line becomes unfinished or due again. A finished one sent again (by
+-- hand, by a recovery job) takes the place after the last of its entity's line; it stays due,
+-- and the claim passes it by until those before it are finished (a sender that knows nothing
+-- of lines cannot make the check after its commit that parking it would need). A waiting one
+-- made due by something that knows nothing of lines (a resumed subscription makes all it held
+-- due, a retry by hand makes one due) keeps waiting while an earlier one is unfinished: the
+-- outcome that would make it due writes this very row, so the two are put in order by its row
+-- lock. A BEFORE trigger sees the rows its statement changed before this one, so a statement
+-- sending several of one entity again lines them up.
 CREATE FUNCTION herald_order_enter() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
   tail BIGINT;
 BEGIN
-  PERFORM herald_order_lock(NEW.subscription_id, NEW.order_key);
   IF OLD.status NOT IN ('pending', 'held') THEN
+    PERFORM herald_order_lock(NEW.subscription_id, NEW.order_key);
     SELECT MAX(d.order_seq) INTO tail FROM deliveries d
     WHERE d.subscription_id = NEW.subscription_id AND d.order_key = NEW.order_key AND d.status IN ('pending', 'held') AND d.id <> NEW.id;
     IF tail IS NOT NULL THEN
       NEW.order_seq := tail + 1;
-      NEW.next_attempt_at := NULL;
     END IF;
   ELSIF EXISTS (SELECT 1 FROM deliveries d
                 WHERE d.subscription_id = NEW.subscription_id AND d.order_key = NEW.order_key AND d.status IN ('pending', 'held')
