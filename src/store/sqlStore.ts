@@ -116,8 +116,13 @@ export class SqlStore implements Store, StoreContext {
     // the next poll, or every step of a line would wait for one.
     const finished = items.filter((x, i) => recorded[i] && x.outcome.kind !== 'retry' && x.claim.subscription.ordering === 'entity');
     if (finished.length > 0) {
-      await promoteHeads(this.db.relaxed, finished.map((x) => ({ sub: x.claim.subscription.id, key: orderKey(x.claim.event.entity, x.claim.event.entityId) })), this.clock.now());
+      // The trigger made the next due already, but for a publish racing with it: wake first.
       this.wakeDispatcher?.();
+      try {
+        await promoteHeads(this.db.relaxed, finished.map((x) => ({ sub: x.claim.subscription.id, key: orderKey(x.claim.event.entity, x.claim.event.entityId) })), this.clock.now());
+      } catch {
+        // The outcomes are recorded; only the check for that rare race was lost with the store.
+      }
     }
     return recorded;
   }
