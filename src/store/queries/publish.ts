@@ -99,8 +99,8 @@ const TAIL = (sub: string, key: string) => `SELECT MAX(order_seq) FROM deliverie
  * Gives each new delivery of an ordered subscription its place at the end of its entity's
  * line, in the order the events came in: the first of a line with nothing unfinished is due
  * now, the rest wait (next_attempt_at NULL) until the one before them is finished, when the
- * trigger of migration 006 makes the next one due. On PostgreSQL the lines' locks are taken
- * first, in one order (so two publishes of several entities cannot wait for each other), and
+ * trigger of migration 006 makes the next one due. On PostgreSQL the lines' locks (256 shared
+ * by all lines) are taken first, in one order (so two publishes cannot wait for each other), and
  * held until this transaction commits: of two publishes to one entity, the one that commits
  * first is first in line. On SQLite one writer at a time gives the same. Answers the lines where a delivery was parked,
  * for the check after the commit (lines.ts).
@@ -111,9 +111,8 @@ async function lineUp(t: Db, inLine: { row: Param[]; sub: string; key: string }[
   const all = [...lines.values()];
   if (t.engine === 'postgres') {
     await t.all(
-      `SELECT herald_order_lock(s, k) FROM (
-         SELECT s, k FROM unnest($1::text[], $2::text[]) AS u(s, k)
-         ORDER BY hashtextextended(current_schema() || '/' || s || '/' || k, 6)
+      `SELECT herald_order_lock_bucket(b) FROM (
+         SELECT DISTINCT herald_order_bucket(s, k) AS b FROM unnest($1::text[], $2::text[]) AS u(s, k) ORDER BY b
        ) o`,
       [all.map((l) => l.sub), all.map((l) => l.key)],
     );

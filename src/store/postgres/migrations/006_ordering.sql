@@ -23,9 +23,18 @@ CREATE INDEX deliveries_order ON deliveries (subscription_id, order_key, order_s
 -- database-wide. Outcomes never take it (they come in batches of many entities, in no set
 -- order, and would deadlock with publishes): a publish that parks a delivery behind a head
 -- whose outcome commits at the same moment, unseen, is caught by the check each side makes
--- once it has committed (src/store/queries/lines.ts).
+-- once it has committed (src/store/queries/lines.ts). Lines share 256 locks, so that a batch
+-- fanned out to many ordered subscriptions takes at most 256 (the server's lock table is
+-- sized by max_locks_per_transaction); two publishes of different entities that share one
+-- only wait for each other's commit.
+CREATE FUNCTION herald_order_bucket(sub TEXT, okey TEXT) RETURNS INTEGER LANGUAGE sql IMMUTABLE
+AS $$ SELECT hashtext(sub || '/' || okey) & 255 $$;
+
 CREATE FUNCTION herald_order_lock(sub TEXT, okey TEXT) RETURNS void LANGUAGE sql VOLATILE
-AS $$ SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || sub || '/' || okey, 6)) $$;
+AS $$ SELECT pg_advisory_xact_lock(hashtext('herald_order:' || current_schema()), herald_order_bucket(sub, okey)) $$;
+
+CREATE FUNCTION herald_order_lock_bucket(bucket INTEGER) RETURNS void LANGUAGE sql VOLATILE
+AS $$ SELECT pg_advisory_xact_lock(hashtext('herald_order:' || current_schema()), bucket) $$;
 
 -- The head finished (succeeded, failed for good, cancelled): the next in line is due now.
 CREATE FUNCTION herald_order_next() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
