@@ -36,6 +36,10 @@ export function testEnv(engine: 'sqlite' | 'postgres', extra: Env = {}): { env: 
     HERALD_REQUEST_TIMEOUT_MS: '3000',
     HERALD_LEASE_SECONDS: '10',
     HERALD_SHUTDOWN_GRACE_MS: '2000',
+    // Off unless a test asks for it (test/breaker.test.ts, the misbehaving-receivers scenario):
+    // with it, a receiver failing on purpose gets one probe at a time, and tests that wait for
+    // deliveries to run out of retries would wait for the probes.
+    HERALD_BREAKER_FAILURES: '0',
     HERALD_LOG_LEVEL: process.env.HERALD_TEST_LOG_LEVEL ?? 'silent',
     ...(schema ? { DATABASE_URL: PG_URL, HERALD_DATABASE_SCHEMA: schema } : {}),
     ...extra,

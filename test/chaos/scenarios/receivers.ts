@@ -33,6 +33,8 @@ async function misbehaving(engine: Engine, size: Size): Promise<ChaosResult> {
     // routes recover soon after their spell, and lasting a minute longer than it.
     HERALD_RETRY_SCHEDULE: retrySchedule(quick ? 2 : 8, badMs / 1000 + 60).join(','),
     HERALD_POLL_INTERVAL_MS: '200',
+    // The circuit breaker as it is by default (the test environment turns it off).
+    HERALD_BREAKER_FAILURES: '5',
   }));
   let p: HeraldProcess | null = null;
   try {
