@@ -657,7 +657,7 @@ try {
     rows.push({ figure: '  where the time goes, ms: p50 / p99 / mean of the slowest 1 %', value: '' });
     for (const b of r.breakdown) rows.push({ figure: `    ${b.stage}`, value: `${fmt(b.p50, 1)} / ${fmt(b.p99, 1)} / ${fmt(b.meanOfSlowest1pc, 1)}` });
     if (r.publishCommitMeanMs !== null) rows.push({ figure: '  store writes as Herald saw them, mean: publish / outcomes', value: `${fmt(r.publishCommitMeanMs, 2)} / ${r.completeCommitMeanMs === null ? '?' : fmt(r.completeCommitMeanMs, 2)} ms` });
-    if (r.publishCost) rows.push({ figure: '  a publish in the server: statements, their time (the rest of the publish write is round trips and waiting)', value: `${fmt(r.publishCost.statementsPerEvent, 1)}, ${fmt(r.publishCost.serverMsPerEvent, 2)} ms` });
+    if (r.publishCost) rows.push({ figure: '  a publish in the server: statements, their time', value: `${fmt(r.publishCost.statementsPerEvent, 1)}, ${fmt(r.publishCost.serverMsPerEvent, 2)} ms` });
     if (r.claimStatement) rows.push({ figure: '  claim statement in the server: mean, rows a claim', value: `${fmt(r.claimStatement.meanMs, 2)} ms, ${fmt(r.claimStatement.rowsPerCall, 1)}` });
   }
 
