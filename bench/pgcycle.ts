@@ -1,16 +1,18 @@
 // A delivery's life on PostgreSQL without Herald around it: publish (events and deliveries),
 // claim and record the outcome, with Herald's statements, on schema variants, so that what a
 // schema change would save is measured before it is made. `node bench/pgcycle.ts [--n 20000]
-// [--variants base,queue,queue-hot,no-fk,unnest-publish]`. Runs on the bench's private server
-// (pgStats.ts); prints WAL bytes, server CPU, statement time and row/index writes per delivery,
-// by phase. Success path only: one subscription, every attempt a 2xx.
+// [--variants base,no-fk,no-bitmap,unnest-publish,queue,queue-hot,queue-hot50] [--interleave]
+// [--explain] [--analyze]`; `--single-publish` compares a single publish made as today with one
+// made in one statement. Runs on the bench's private server (pgStats.ts); prints WAL bytes,
+// server CPU, statement time and row/index writes per delivery, by phase. Success path only:
+// one subscription, every attempt a 2xx.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BenchPg } from './pgStats.ts';
 import { uuidv7 } from '../src/domain/ids.ts';
 
-const { values: args } = parseArgs({ options: { n: { type: 'string', default: '20000' }, variants: { type: 'string' }, repeat: { type: 'string', default: '1' }, interleave: { type: 'boolean', default: false }, explain: { type: 'boolean', default: false }, analyze: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { n: { type: 'string', default: '20000' }, variants: { type: 'string' }, repeat: { type: 'string', default: '1' }, interleave: { type: 'boolean', default: false }, explain: { type: 'boolean', default: false }, analyze: { type: 'boolean', default: false }, 'single-publish': { type: 'boolean', default: false } } });
 /** Interleaved: publish, claim and complete 1,000 at a time, as a busy Herald does (due work stays small); otherwise all of each phase before the next, as a backlog. */
 const N = Number(args.n);
 const ROUND = args.interleave ? 1000 : N;
@@ -22,7 +24,7 @@ const migrationsDir = new URL('../src/store/postgres/migrations/', import.meta.u
 const migrations = readdirSync(migrationsDir).filter((f) => /^00[1-4]_.*\.sql$/.test(f)).sort().map((f) => readFileSync(migrationsDir + f, 'utf8'));
 
 /** Each variant: DDL after Herald's migrations 001-004, and how it publishes, claims and completes. */
-interface Variant { ddl: string; queue: boolean; unnestPublish?: boolean }
+interface Variant { ddl: string; queue: boolean; unnestPublish?: boolean; session?: string }
 const VARIANTS: Record<string, Variant> = {
   base: { ddl: '', queue: false },
   // Foreign keys checked row by row on every delivery and attempt insert: how much they cost.
@@ -32,6 +34,8 @@ const VARIANTS: Record<string, Variant> = {
     queue: false,
   },
   'unnest-publish': { ddl: '', queue: false, unnestPublish: true },
+  // The claim's window kept on the due index whatever the planner's statistics say.
+  'no-bitmap': { ddl: '', queue: false, session: 'SET enable_bitmapscan = off' },
   // Due and lease state in a narrow table of its own: a claim rewrites that row (two indexes),
   // not the delivery (five); the outcome deletes it.
   queue: {
@@ -64,6 +68,7 @@ async function run(b: BenchPg, name: string, v: Variant) {
     await c.query(`CREATE SCHEMA ${schema}`);
     for (const m of migrations) await c.query(m);
     if (v.ddl) await c.query(v.ddl);
+    if (v.session) await c.query(v.session);
     const now = Date.now();
     const tenant = uuidv7();
     const sub = uuidv7();
@@ -224,8 +229,87 @@ async function run(b: BenchPg, name: string, v: Variant) {
   }
 }
 
+/**
+ * --single-publish: one event at a time, as the latency run publishes, made the way Herald
+ * makes it (a transaction of seven statements: BEGIN, the tenant, its subscriptions, the event,
+ * its deliveries, pg_notify, COMMIT) against one statement in autocommit doing the same.
+ * Sequential, so that the figure is the time each takes, round trips included.
+ */
+async function singlePublish(b: BenchPg, n: number) {
+  const schema = `cycle_single_${randomBytes(3).toString('hex')}`;
+  const c = await b.connect(schema);
+  try {
+    await c.query(`CREATE SCHEMA ${schema}`);
+    for (const m of migrations) await c.query(m);
+    const now = Date.now();
+    const tenant = uuidv7();
+    await c.query(`INSERT INTO tenants (id, name, client_id, client_secret_hash, subscription_key_hash, api_token_hash, created_at) VALUES ($1, 'c', $1, 'a', $1, $1, $2)`, [tenant, now]);
+    await c.query(`INSERT INTO subscriptions (id, tenant_id, dialect, url, description, filters, paused, enabled, status, secrets, headers, properties, created_at, updated_at)
+      VALUES ($1, $2, 'native', 'http://x/', '', '[]', false, true, 'active', '[]', '{}', '{}', $3, $3)`, [uuidv7(), tenant, now]);
+    const data = JSON.stringify({ pad: PAD });
+    const ways: Record<string, () => Promise<number>> = {
+      'transaction of 7': async () => {
+        const t = Date.now();
+        const ev = uuidv7(t);
+        await c.query('BEGIN');
+        await c.query('SELECT id FROM tenants WHERE id = $1', [tenant]);
+        const subs = (await c.query('SELECT id, filters, paused FROM subscriptions WHERE tenant_id = $1 AND deleted_at IS NULL AND enabled = TRUE ORDER BY id', [tenant])).rows;
+        await c.query(`INSERT INTO events (id,tenant_id,entity,event,entity_id,entity_uri,parent_type,parent_id,data,occurred_at,created_at,idempotency_key) VALUES ($1,$2,'Employee','Update','000042','v1/employees/000042','Company','7',$3,$4,$4,NULL)`, [ev, tenant, data, t]);
+        await c.query(`INSERT INTO deliveries (id,tenant_id,event_id,subscription_id,status,next_attempt_at,created_at,updated_at) VALUES ($1,$2,$3,$4,'pending',$5,$5,$5)`, [uuidv7(t), tenant, ev, subs[0].id, t]);
+        await c.query(`SELECT pg_notify('herald_due', '')`);
+        await c.query('COMMIT');
+        return 7;
+      },
+      'one statement': async () => {
+        const t = Date.now();
+        // Deliveries take their ids from the event's here; Herald would pass them in (uuidv7) as an array.
+        await c.query(
+          `WITH ev AS (
+             INSERT INTO events (id,tenant_id,entity,event,entity_id,entity_uri,parent_type,parent_id,data,occurred_at,created_at,idempotency_key)
+             SELECT $1, id, 'Employee','Update','000042','v1/employees/000042','Company','7', $3, $4, $4, NULL FROM tenants WHERE id = $2
+             RETURNING id, tenant_id
+           ), d AS (
+             INSERT INTO deliveries (id,tenant_id,event_id,subscription_id,status,next_attempt_at,created_at,updated_at)
+             SELECT $5 || '-' || s.id, ev.tenant_id, ev.id, s.id, CASE WHEN s.paused THEN 'held' ELSE 'pending' END, $4, $4, $4
+             FROM ev JOIN subscriptions s ON s.tenant_id = ev.tenant_id AND s.deleted_at IS NULL AND s.enabled
+             RETURNING status
+           )
+           SELECT (SELECT count(*) FROM ev) AS events, (SELECT count(*) FROM d) AS deliveries,
+                  CASE WHEN EXISTS (SELECT 1 FROM d WHERE status = 'pending') THEN pg_notify('herald_due', '') END`,
+          [uuidv7(t), tenant, data, t, uuidv7(t)]);
+        return 1;
+      },
+    };
+    const out: Record<string, { msPerPublish: number; statements: number; serverCpuMicros: number }> = {};
+    for (const [name, fn] of [...Object.entries(ways), ...Object.entries(ways)]) {
+      const cpu0 = b.serverCpuSeconds()!;
+      const t0 = performance.now();
+      let statements = 0;
+      for (let i = 0; i < n; i++) statements += await fn();
+      const ms = (performance.now() - t0) / n;
+      const cpu = ((b.serverCpuSeconds()! - cpu0) * 1e6) / n;
+      const prev = out[name];
+      out[name] = prev ? { msPerPublish: (prev.msPerPublish + ms) / 2, statements, serverCpuMicros: (prev.serverCpuMicros + cpu) / 2 } : { msPerPublish: ms, statements, serverCpuMicros: cpu };
+    }
+    return out;
+  } finally {
+    await c.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => undefined);
+    await c.end();
+  }
+}
+
 const b = await BenchPg.open(PG_URL, false);
 if (!b?.private) throw new Error('pgcycle needs the private server (root and initdb)');
+if (args['single-publish']) {
+  try {
+    const r = await singlePublish(b, Math.min(N, 5000));
+    console.log(`pgcycle --single-publish: ${Math.min(N, 5000)} single publishes each way, sequential, twice alternately (synchronous_commit on, fsync on)`);
+    for (const [name, x] of Object.entries(r)) console.log(`  ${name.padEnd(17)} ${x.msPerPublish.toFixed(3)} ms a publish, server CPU ${x.serverCpuMicros.toFixed(0)} µs`);
+  } finally {
+    await b.close();
+  }
+  process.exit(0);
+}
 try {
   const names = args.variants ? args.variants.split(',') : Object.keys(VARIANTS);
   const out = [];
