@@ -321,11 +321,11 @@ for (const engine of engines()) {
       try {
         const p = await HeraldProcess.start(env);
         const t = await setup(p.url, rx.url);
-        const entities = ids('k', 12);
-        const n = 15;
+        const entities = ids('k', 10);
+        const n = 10;
         const r = await call(p.url, 'POST', '/admin/v1/events/batch', ADMIN, { events: interleaved(t.id, entities, n) });
         assert.equal(r.status, 202);
-        await rx.rx.waitFor(40, 15_000);
+        await rx.rx.waitFor(25, 15_000);
         p.kill('SIGKILL');
         assert.equal((await p.exited).signal, 'SIGKILL');
         assert.ok(!rx.done(names(entities), n), 'the kill came with work left to do');
@@ -354,8 +354,8 @@ for (const engine of engines()) {
         [child, here] = await Promise.all([HeraldProcess.start(env), inProcess(env)]);
         const procs = [{ url: child.url }, { url: here.url }];
         const t = await setup(procs[0]!.url, rx.url);
-        const entities = ids('w', 10);
-        const n = 10;
+        const entities = ids('w', 8);
+        const n = 8;
         // Each entity's events one after another, each to the other process than the last;
         // the entities all at once, so the two processes publish to the store together.
         await Promise.all(entities.map(async (e) => {
