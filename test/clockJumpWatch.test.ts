@@ -40,6 +40,20 @@ describe('ClockWatch', () => {
     }
   });
 
+  test('a pause between reading the two clocks (a garbage collection) is no jump', () => {
+    let t = 0;
+    let pauseNext = false;
+    // The pause happens right after a monotonic reading, before the wall clock is read.
+    const mono = () => { const v = t; if (pauseNext) { t += 100; pauseNext = false; } return v; };
+    const wall = { now: () => 1_700_000_000_000 + t };
+    const w = new ClockWatch(wall, LEASE, { mono });
+    t += 1000;
+    pauseNext = true;
+    const r = w.read();
+    assert.equal(r.jumpMs, 0);
+    assert.equal(r.leaseCutoff, r.now);
+  });
+
   test('a forward jump holds the cutoff to the clock as it was for one lease of monotonic time, then ends', () => {
     const c = clocks();
     const w = new ClockWatch(c.wall, LEASE, { mono: c.mono });

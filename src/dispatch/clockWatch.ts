@@ -49,8 +49,16 @@ export class ClockWatch {
   }
 
   read(): ClockReading {
-    const at = this.mono();
-    const now = this.clock.now();
+    // The two clocks are read between two monotonic readings: a pause in between (a garbage
+    // collection, a preempted process) would otherwise look like the clock jumping forward.
+    // Tried a few times; the closest pair is kept.
+    let at = 0, now = 0, spread = Infinity;
+    for (let i = 0; i < 3 && spread > 2; i++) {
+      const before = this.mono();
+      const wall = this.clock.now();
+      const after = this.mono();
+      if (after - before < spread) { spread = after - before; at = after; now = wall; }
+    }
     const offset = now - at;
     const s = this.samples;
     // Keep the newest sample from before the window too: the clock may have jumped any time after it.
