@@ -175,6 +175,54 @@ for (const engine of engines()) {
       assert.equal(c!.event.id, a!.event.id);
     });
 
+    test('idempotency keys in a batch: repeated and stored keys answer as one lookup an event did', async () => {
+      await drain();
+      const other = (await store.createTenant('T2', `c2-${schema}`, { clientSecretHash: 'b', subscriptionKeyHash: `k2-${schema}`, apiTokenHash: `t2-${schema}` })).id;
+      const s1 = await sub();
+      const s2 = await sub();
+      // Stored earlier: 'old' with two deliveries; the other tenant's 'old' with none.
+      const [old] = await store.publish([ev({ idempotencyKey: 'batch-old', entityId: 'o' })]);
+      assert.equal(old!.deliveries, 2);
+      const [otherOld] = await store.publish([ev({ tenantId: other, idempotencyKey: 'batch-old' })]);
+      assert.equal(otherOld!.deliveries, 0);
+      // A third subscription now: a stored event answers the deliveries it has, not what a publish would make now.
+      const s3 = await sub();
+      const rs = await store.publish([
+        ev({ idempotencyKey: 'batch-new', entityId: 'a' }),
+        ev({ idempotencyKey: 'batch-old', entityId: 'b' }),
+        ev({ entityId: 'c' }),
+        ev({ idempotencyKey: 'batch-new', entityId: 'd' }),
+        ev({ tenantId: other, idempotencyKey: 'batch-new' }),
+        ev({ tenantId: other, idempotencyKey: 'batch-old' }),
+        ev({ idempotencyKey: 'batch-old', entityId: 'e' }),
+        ev({ tenantId: other, idempotencyKey: 'batch-new' }),
+        ev({ entityId: 'f' }),
+      ]);
+      const shape = rs.map((r) => [r.event.tenantId === other ? 'other' : 'T', r.event.entityId, r.deliveries, r.duplicate]);
+      assert.deepEqual(shape, [
+        ['T', 'a', 3, false],
+        ['T', 'o', 2, true],
+        ['T', 'c', 3, false],
+        ['T', 'a', 3, true],
+        ['other', '1', 0, false],
+        ['other', '1', 0, true],
+        ['T', 'o', 2, true],
+        ['other', '1', 0, true],
+        ['T', 'f', 3, false],
+      ]);
+      assert.deepEqual(rs[1]!.event, old!.event, 'a stored key answers the stored event whole');
+      assert.equal(rs[5]!.event.id, otherOld!.event.id, 'keys are per tenant');
+      assert.equal(rs[3]!.event.id, rs[0]!.event.id);
+      assert.equal(rs[7]!.event.id, rs[4]!.event.id);
+      assert.notEqual(rs[4]!.event.id, rs[0]!.event.id);
+      assert.equal(new Set(rs.map((r) => r.event.id)).size, 6, 'two stored events and four new ones');
+      // Only the new events were written: 3 of tenant T with three deliveries each.
+      const claimed = await store.claimDue(1000, 60_000);
+      assert.equal(claimed.length, 2 + 3 * 3);
+      for (const x of claimed) await store.complete(x, attempt(200), { kind: 'succeeded' });
+      for (const s of [s1, s2, s3]) await store.deleteSubscription(tenantId, s.id);
+    });
+
     test('a batch naming an unknown tenant writes nothing', async () => {
       const before = (await store.listDeliveries({ tenantId, limit: 1000 })).length;
       const s = await sub();

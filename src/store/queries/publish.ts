@@ -33,6 +33,16 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[], parked: Line[]
     const results: PublishResult[] = [];
     const subsByTenant = new Map<string, { id: string; filters: string[]; paused: boolean; ordered: boolean }[]>();
     const byKey = new Map<string, PublishResult>();
+    // Each tenant's idempotency keys in this batch, looked up in one statement when the tenant is
+    // first met (one lookup an event made a 500-event batch with keys half as fast as one without).
+    const keysByTenant = new Map<string, Set<string>>();
+    for (const e of events) {
+      if (e.idempotencyKey === null) continue;
+      let keys = keysByTenant.get(e.tenantId);
+      if (!keys) keysByTenant.set(e.tenantId, (keys = new Set()));
+      keys.add(e.idempotencyKey);
+    }
+    const stored = new Map<string, PublishResult>();
     const eventRows: Param[][] = [];
     const deliveryRows: Param[][] = [];
     /** Deliveries that join an entity's line: their row, and the line (subscription, key). */
@@ -50,10 +60,12 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[], parked: Line[]
         );
         subs = rows.map((r) => ({ id: r.id as string, filters: JSON.parse(r.filters as string) as string[], paused: Boolean(r.paused), ordered: r.ordering === 'entity' }));
         subsByTenant.set(e.tenantId, subs);
+        const keys = keysByTenant.get(e.tenantId);
+        if (keys) for (const r of await findByIdempotencyKeys(t, e.tenantId, [...keys])) stored.set(`${e.tenantId}\u0000${r.event.idempotencyKey}`, r);
       }
       if (e.idempotencyKey !== null) {
         const mapKey = `${e.tenantId}\u0000${e.idempotencyKey}`;
-        const seen = byKey.get(mapKey) ?? (await findByIdempotencyKey(t, e.tenantId, e.idempotencyKey));
+        const seen = byKey.get(mapKey) ?? stored.get(mapKey);
         if (seen) {
           const dup = { ...seen, duplicate: true };
           results.push(dup);
@@ -84,13 +96,15 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[], parked: Line[]
   });
 }
 
-async function findByIdempotencyKey(t: Db, tenantId: string, key: string): Promise<PublishResult | null> {
-  const rows = await t.all('SELECT * FROM events WHERE tenant_id = $1 AND idempotency_key = $2', [tenantId, key]);
-  if (!rows[0]) return null;
-  const count = await t.all<{ n: number }>('SELECT COUNT(*) AS n FROM deliveries WHERE event_id = $1', [rows[0].id]);
-  return { event: eventOf(rows[0]), deliveries: Number(count[0]!.n), duplicate: true };
+/** The events already stored under any of `keys` for the tenant, each with its number of deliveries. */
+async function findByIdempotencyKeys(t: Db, tenantId: string, keys: string[]): Promise<PublishResult[]> {
+  const rows = await t.all(
+    `SELECT e.*, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = e.id) AS herald_deliveries
+     FROM events e WHERE e.tenant_id = $1 AND ${t.inList('e.idempotency_key', 2)}`,
+    [tenantId, t.list(keys)],
+  );
+  return rows.map((r) => ({ event: eventOf(r), deliveries: Number(r.herald_deliveries), duplicate: true }));
 }
-
 
 /** The last place taken in a line, among its unfinished deliveries (through the index deliveries_order). */
 const TAIL = (sub: string, key: string) => `SELECT MAX(order_seq) FROM deliveries WHERE subscription_id = ${sub} AND order_key = ${key} AND status IN ('pending', 'held')`;
