@@ -32,7 +32,8 @@ export class HeraldProcess {
     p.child.stderr!.on('data', (d: Buffer) => errs.push(d.toString()));
     await new Promise<void>((resolve, reject) => {
       // A start that times out is killed, or it would live on, orphaned, once the test is gone.
-      const t = setTimeout(() => { p.child.kill('SIGKILL'); reject(new Error(`Herald did not start in 20 s: ${errs.join('')}`)); }, 20_000);
+      // 60 s: on a loaded two-core machine a child's start has taken 15 s.
+      const t = setTimeout(() => { p.child.kill('SIGKILL'); reject(new Error(`Herald did not start in 60 s: ${errs.join('')}`)); }, 60_000);
       rl.on('line', (line) => {
         p.lines.push(line);
         if (line.includes('"Herald is ready"')) {
