@@ -223,6 +223,14 @@ for (const engine of engines()) {
       for (const s of [s1, s2, s3]) await store.deleteSubscription(tenantId, s.id);
     });
 
+    test('PostgreSQL: claims and outcomes plan without bitmap scans, other sessions keep them; deliveries has its autovacuum thresholds', { skip: engine !== 'postgres' }, async () => {
+      const setting = async (db: SqlStore['db']) => (await db.all<{ enable_bitmapscan: string }>('SHOW enable_bitmapscan'))[0]!.enable_bitmapscan;
+      assert.equal(await setting(store.db.relaxed), 'off');
+      assert.equal(await setting(store.db), 'on');
+      const [t] = await store.db.all<{ reloptions: string[] }>("SELECT reloptions FROM pg_class WHERE oid = 'deliveries'::regclass");
+      assert.deepEqual([...t!.reloptions].sort(), ['autovacuum_analyze_scale_factor=0.02', 'autovacuum_vacuum_scale_factor=0.02'], 'migration 007: deliveries vacuumed and analyzed at 2 % changed');
+    });
+
     test('a batch naming an unknown tenant writes nothing', async () => {
       const before = (await store.listDeliveries({ tenantId, limit: 1000 })).length;
       const s = await sub();
