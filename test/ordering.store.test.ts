@@ -92,8 +92,11 @@ for (const engine of engines()) {
       const job = await createRecovery(store, { tenantId, subscriptionId: sub.id, since: 0, until: Date.now() + 60_000, statusCode: null, errorKind: null }, Date.now() + 1);
       assert.equal(job.total, 4);
       assert.equal((await takeRecovery(store.db, 'me', Date.now() + 2, 60_000))?.id, job.id);
-      const step = await recoveryStep(store, job.id, 'me', Date.now() + 2, { leaseMs: 60_000, budget: 100, window: 100 });
+      const stepAt = Date.now() + 2;
+      const step = await recoveryStep(store, job.id, 'me', stepAt, { leaseMs: 60_000, budget: 100, window: 100 });
       assert.equal(step.requeued, 4);
+      // The step made them due at its own time, 2 ms ahead: the claims below must come after it.
+      while (Date.now() <= stepAt) await new Promise((r) => setTimeout(r, 1));
       const rows = (await line(sub.id)).filter((r) => r.status === 'pending' && JSON.parse(r.seq).seq !== undefined);
       const rec = rows.filter((r) => failed.some((f) => f.id === r.id));
       assert.equal(rec.length, 4);
