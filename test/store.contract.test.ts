@@ -223,7 +223,8 @@ for (const engine of engines()) {
       for (const s of [s1, s2, s3]) await store.deleteSubscription(tenantId, s.id);
     });
 
-    test('PostgreSQL: claims and outcomes plan without bitmap scans, other sessions keep them; deliveries has its autovacuum thresholds', { skip: engine !== 'postgres' }, async () => {
+    // Defined only on PostgreSQL, so that no run reports it skipped.
+    if (engine === 'postgres') test('PostgreSQL: claims and outcomes plan without bitmap scans, other sessions keep them; deliveries has its autovacuum thresholds', async () => {
       const setting = async (db: SqlStore['db']) => (await db.all<{ enable_bitmapscan: string }>('SHOW enable_bitmapscan'))[0]!.enable_bitmapscan;
       assert.equal(await setting(store.db.relaxed), 'off');
       assert.equal(await setting(store.db), 'on');
