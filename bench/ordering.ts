@@ -10,14 +10,13 @@
 // --line: also one entity alone (`line` events to one entity_id), ordered: the rate one
 // entity's line moves at, one delivery at a time (0 leaves it out).
 // Prints a table and the median of the rounds; the ratio is ordered / unordered.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { freePort } from '../test/helpers/freePort.ts';
+import { BenchHerald, BenchReceiver } from './children.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,57 +38,8 @@ const SECRET_KEY = randomBytes(32).toString('hex');
 const log = (msg: string) => process.stderr.write(`[ordering ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-class Receiver {
-  child!: ChildProcess;
-  url = '';
-  private replies: ((m: any) => void)[] = [];
-  static async start(): Promise<Receiver> {
-    const r = new Receiver();
-    r.child = fork(new URL('./receiver.ts', import.meta.url).pathname, [], { env: { ...process.env, BENCH_KEEP_TIMES: '0' } });
-    const first = await new Promise<any>((res) => r.child.once('message', res));
-    r.url = `http://127.0.0.1:${first.port}`;
-    r.child.on('message', (m) => r.replies.shift()?.(m));
-    return r;
-  }
-  count(prefix: string): Promise<number> {
-    return new Promise((res) => { this.replies.push((m) => res(m.matching)); this.child.send({ cmd: 'stats', prefix }); });
-  }
-}
-
-class HeraldChild {
-  child!: ChildProcess;
-  url = '';
-  static async start(where: Record<string, string>): Promise<HeraldChild> {
-    const h = new HeraldChild();
-    const port = await freePort();
-    h.child = spawn(process.execPath, ['src/cli.ts', 'serve'], {
-      env: {
-        PATH: process.env.PATH, ...where, HERALD_PORT: String(port), HERALD_ADMIN_TOKEN: ADMIN, HERALD_SECRET_KEY: SECRET_KEY,
-        HERALD_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8', HERALD_LOG_LEVEL: 'warn', HERALD_RETENTION_DAYS: '0',
-      },
-      stdio: ['ignore', 2, 'inherit'],
-    });
-    h.url = `http://127.0.0.1:${port}`;
-    const t0 = Date.now();
-    while ((await fetch(`${h.url}/readyz`).then((r) => r.status, () => 0)) !== 200) {
-      if (Date.now() - t0 > 60_000) throw new Error('Herald did not get ready in 60 s');
-      await sleep(20);
-    }
-    return h;
-  }
-  async call(path: string, token: string, body: unknown): Promise<any> {
-    const res = await fetch(this.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-    return res.json();
-  }
-  async stop(): Promise<void> {
-    this.child.kill('SIGTERM');
-    await new Promise((r) => (this.child.exitCode !== null ? r(null) : this.child.once('exit', r)));
-  }
-}
-
 /** Deliveries per second to one endpoint of a tenant of its own, with the given ordering. */
-async function run(h: HeraldChild, rx: Receiver, ordering: 'none' | 'entity', events: number, entities: number): Promise<number> {
+async function run(h: BenchHerald, rx: BenchReceiver, ordering: 'none' | 'entity', events: number, entities: number): Promise<number> {
   const t = await h.call('/admin/v1/tenants', ADMIN, { name: `bench ${ordering}` });
   const prefix = `/${ordering}-${randomBytes(3).toString('hex')}/`;
   // The unordered endpoint is made without the field, as any client that predates it would.
@@ -111,7 +61,7 @@ async function run(h: HeraldChild, rx: Receiver, ordering: 'none' | 'entity', ev
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-const rx = await Receiver.start();
+const rx = await BenchReceiver.start();
 const lines: string[] = [];
 try {
   for (const engine of args.engine.split(',') as ('sqlite' | 'postgres')[]) {
@@ -121,7 +71,10 @@ try {
       const dir = mkdtempSync(join(os.tmpdir(), 'herald-ordering-'));
       const schema = engine === 'postgres' ? `bench_ord_${randomBytes(4).toString('hex')}` : null;
       const where: Record<string, string> = schema ? { DATABASE_URL: PG_URL, HERALD_DATABASE_SCHEMA: schema, HERALD_DATA_DIR: dir } : { HERALD_DATA_DIR: dir };
-      const h = await HeraldChild.start(where);
+      const h = await BenchHerald.start({
+        ...where, HERALD_ADMIN_TOKEN: ADMIN, HERALD_SECRET_KEY: SECRET_KEY,
+        HERALD_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8', HERALD_LOG_LEVEL: 'warn', HERALD_RETENTION_DAYS: '0',
+      });
       try {
         // Alternate which mode goes first, so neither always gets the emptier store.
         const order = round % 2 === 1 ? MODES : [...MODES].reverse();

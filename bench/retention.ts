@@ -10,13 +10,12 @@
 // takes and gives back. --indexes: PostgreSQL's size of each index too.
 // Sizes: the SQLite file (after a WAL checkpoint) and its free pages; PostgreSQL's
 // pg_total_relation_size of the three tables (after a plain VACUUM, which autovacuum would do).
-import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { uuidv7At as idAt } from '../src/domain/ids.ts';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../test/helpers/freePort.ts';
+import { BenchHerald, BenchReceiver } from './children.ts';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { DAY_MS } from '../src/domain/retention.ts';
@@ -156,41 +155,14 @@ async function prune(store: SqlStore): Promise<string> {
 // ---------- throughput from a Herald process on the seeded store ----------
 
 
-class Receiver {
-  child!: ChildProcess;
-  url = '';
-  private replies: ((m: any) => void)[] = [];
-  static async start(): Promise<Receiver> {
-    const r = new Receiver();
-    r.child = fork(new URL('./receiver.ts', import.meta.url).pathname, [], { env: { ...process.env, BENCH_KEEP_TIMES: '0' } });
-    const first = await new Promise<any>((res) => r.child.once('message', res));
-    r.url = `http://127.0.0.1:${first.port}`;
-    r.child.on('message', (m) => r.replies.shift()?.(m));
-    return r;
-  }
-  count(prefix: string): Promise<number> {
-    return new Promise((res) => { this.replies.push((m) => res(m.matching)); this.child.send({ cmd: 'stats', prefix }); });
-  }
-}
-
-async function throughput(engine: 'sqlite' | 'postgres', where: Record<string, string>, rx: Receiver, pruning: boolean): Promise<number> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', '--max-old-space-size=256', 'src/cli.ts', 'serve'], {
-    env: {
-      PATH: process.env.PATH, ...where, HERALD_PORT: String(port), HERALD_ADMIN_TOKEN: ADMIN, HERALD_SECRET_KEY: SECRET_KEY,
-      HERALD_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8', HERALD_LOG_LEVEL: 'warn',
-      HERALD_RETENTION_DAYS: pruning ? '30' : '0', HERALD_RETENTION_BATCH: args.batch, HERALD_RETENTION_PAUSE_MS: args['pause-ms'],
-    },
-    stdio: ['ignore', 2, 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
+async function throughput(engine: 'sqlite' | 'postgres', where: Record<string, string>, rx: BenchReceiver, pruning: boolean): Promise<number> {
+  const h = await BenchHerald.start({
+    ...where, HERALD_ADMIN_TOKEN: ADMIN, HERALD_SECRET_KEY: SECRET_KEY,
+    HERALD_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8', HERALD_LOG_LEVEL: 'warn',
+    HERALD_RETENTION_DAYS: pruning ? '30' : '0', HERALD_RETENTION_BATCH: args.batch, HERALD_RETENTION_PAUSE_MS: args['pause-ms'],
+  }, ['--max-semi-space-size=2', '--max-old-space-size=256']);
   try {
-    while ((await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) !== 200) await sleep(20);
-    const call = async (path: string, token: string, body: unknown) => {
-      const res = await fetch(url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      if (res.status >= 300) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<any>;
-    };
+    const call = (path: string, token: string, body: unknown) => h.call(path, token, body);
     const t = await call('/admin/v1/tenants', ADMIN, { name: 'Live' });
     const prefix = `/${engine}-${pruning ? 'pruning' : 'plain'}-${randomBytes(3).toString('hex')}/`;
     await call('/api/v1/endpoints', t.credentials.api_token, { url: rx.url + prefix });
@@ -207,8 +179,7 @@ async function throughput(engine: 'sqlite' | 'postgres', where: Record<string, s
     }
     return K / ((performance.now() - t0) / 1000);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    await h.stop();
   }
 }
 
@@ -234,7 +205,7 @@ for (const engine of args.engine.split(',') as ('sqlite' | 'postgres')[]) {
     out(`before pruning: ${s0.text}; ${s0.rows}`);
     if (K > 0) {
       await store.close();
-      const rx = await Receiver.start();
+      const rx = await BenchReceiver.start();
       try {
         const plain = await throughput(engine, where, rx, false);
         out(`throughput, ${K.toLocaleString('en-US')} events, no pruning: ${Math.round(plain).toLocaleString('en-US')} deliveries/s`);
