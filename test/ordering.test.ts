@@ -143,6 +143,56 @@ describe('ordering of the seed dialects, a Herald setting', () => {
       await h.stop();
     }
   });
+
+  test('with HERALD_GUSTO_ORDERING=entity a verified Gusto-style subscription gets each entity\'s events in order, one at a time', async () => {
+    const h = await startHerald('sqlite', { HERALD_GUSTO_ORDERING: 'entity', HERALD_BREAKER_FAILURES: '0' });
+    // Every event fails its first attempt: in order, an entity's next event cannot arrive
+    // before the one before it has been answered 2xx, so each entity's arrivals come in pairs.
+    const seen = new Set<string>();
+    const open = new Map<string, number>();
+    const arrivals = new Map<string, string[]>();
+    let overlaps = 0;
+    let token = '';
+    const rx = await new Receiver(async (r: Received) => {
+      const b = JSON.parse(r.body);
+      if (b.verification_token) { token = b.verification_token; return { status: 200, body: 'ok' }; }
+      const entity = String(b.entity_uuid);
+      if ((open.get(entity) ?? 0) > 0) overlaps++;
+      open.set(entity, (open.get(entity) ?? 0) + 1);
+      arrivals.set(entity, [...(arrivals.get(entity) ?? []), b.uuid]);
+      await sleep(5);
+      open.set(entity, open.get(entity)! - 1);
+      const first = !seen.has(b.uuid);
+      seen.add(b.uuid);
+      return { status: first ? 500 : 200, body: first ? 'again' : 'ok' };
+    }).start();
+    try {
+      const t = await h.tenant();
+      const gusto = (method: string, path: string, body?: unknown) => h.call(method, path, null, body, { authorization: `Token ${t.credentials.api_token}` });
+      const created = await gusto('POST', '/v1/webhook_subscriptions', { url: rx.url + '/gusto', subscription_types: ['Employee'] });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      await eventually(() => token !== '', 10_000, 'the verification token');
+      const v = await gusto('PUT', `/v1/webhook_subscriptions/${created.body.uuid}/verify`, { verification_token: token });
+      assert.equal(v.status, 200, JSON.stringify(v.body));
+      assert.equal((await h.herald.store.getSubscription(t.id as never, created.body.uuid))?.ordering, 'entity');
+      const entities = ids('gu', 3);
+      const r = await h.admin('POST', '/admin/v1/events/batch', { events: interleaved(t.id, entities, 3) });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      // The answer names the events in the order sent: every entity's first, then every entity's second, ...
+      const published = new Map<string, string[]>();
+      (r.body.events as { id: string }[]).forEach((e, i) => { const k = entities[i % entities.length]!; published.set(k, [...(published.get(k) ?? []), e.id]); });
+      await eventually(() => seen.size === 9 && [...arrivals.values()].every((a) => a.length === 6), 20_000, 'every event twice');
+      assert.equal(overlaps, 0, 'never two of one entity open at once');
+      for (const e of entities) {
+        const a = arrivals.get(e)!;
+        assert.deepEqual(a, [a[0], a[0], a[2], a[2], a[4], a[4]], `entity ${e}: each event's retry before the next event (${a.join(' ')})`);
+        assert.deepEqual([a[0], a[2], a[4]], published.get(e), `entity ${e} in publish order`);
+      }
+    } finally {
+      await rx.stop();
+      await h.stop();
+    }
+  });
 });
 
 for (const engine of engines()) {
