@@ -205,7 +205,7 @@ for (const engine of engines()) {
       assert.equal(value(m, 'herald_store_commit_duration_seconds_count', { operation: 'publish' }), 9, 'one commit per publish call, the repeat included');
       const completes = value(m, 'herald_store_commit_duration_seconds_count', { operation: 'complete' });
       assert.ok(completes >= 1 && completes <= 55, `${completes} completion commits for 55 outcomes`);
-      for (const state of ['due', 'scheduled', 'leased']) assert.equal(value(m, 'herald_queue_depth', { state }), 0, state);
+      for (const state of ['due', 'scheduled', 'leased', 'in_line']) assert.equal(value(m, 'herald_queue_depth', { state }), 0, state);
       assert.ok(m.some((s) => s.name === 'herald_queue_depth' && s.labels.state === 'due'), 'queue depth is reported');
       assert.equal(value(m, 'herald_deliveries_in_flight'), 0);
       assert.equal(value(m, 'herald_sender_thread_restarts_total'), 0);
@@ -272,7 +272,7 @@ for (const engine of engines()) {
       await onTheSide(h, engine, 'DELETE FROM herald_migrations WHERE version = $1', [last + 100]);
     });
 
-    test('queue depth tells due, scheduled and leased deliveries apart, and in flight counts what is being sent', async () => {
+    test('queue depth tells due, scheduled, leased and in-line deliveries apart, and in flight counts what is being sent', async () => {
       // One at a time to a subscription, and as many again waiting here: a slow receiver holds
       // one delivery in flight and one claimed behind it, and leaves the rest due.
       const r = await start(engine, { HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: '1' });
@@ -288,12 +288,18 @@ for (const engine of engines()) {
         const b = await mk('Slow', slow.url);
         await r.call('POST', '/admin/v1/events', ADMIN, { tenant_id: a.tenant, entity: 'Employee', event: 'Add', entity_id: 'x' });
         await eventually(async () => (await r.call('GET', `/admin/v1/deliveries?subscription_id=${a.endpoint}`, ADMIN)).body.data[0]?.attempts === 1, 5000, 'the 503 to be recorded');
+        // An ordered endpoint: the head of one entity's line gets the 503 too, and two wait behind it.
+        const t3 = (await r.call('POST', '/admin/v1/tenants', ADMIN, { name: 'Line' })).body;
+        const ordered = (await r.call('POST', '/api/v1/endpoints', t3.credentials.api_token, { url: later.url, ordering: 'entity' })).body;
+        const line = [1, 2, 3].map(() => ({ tenant_id: t3.id, entity: 'Employee', event: 'Add', entity_id: 'y' }));
+        assert.equal((await r.call('POST', '/admin/v1/events/batch', ADMIN, { events: line })).status, 202);
+        await eventually(async () => (await r.call('GET', `/admin/v1/deliveries?subscription_id=${ordered.id}`, ADMIN)).body.data.some((d: any) => d.attempts === 1), 5000, 'the head\'s 503 to be recorded');
         const events = [1, 2, 3, 4].map((i) => ({ tenant_id: b.tenant, entity: 'Employee', event: 'Add', entity_id: String(i) }));
         assert.equal((await r.call('POST', '/admin/v1/events/batch', ADMIN, { events })).status, 202);
         // The receiver has the first request and holds it: scrape now, before it answers.
         await eventually(() => slow.received.length === 1, 5000, 'the first slow request to arrive');
         const m = parseMetrics((await r.call('GET', '/metrics', null)).text);
-        assert.deepEqual(['due', 'scheduled', 'leased'].map((state) => value(m, 'herald_queue_depth', { state })), [2, 1, 2]);
+        assert.deepEqual(['due', 'scheduled', 'leased', 'in_line'].map((state) => value(m, 'herald_queue_depth', { state })), [2, 2, 2, 2]);
         assert.equal(value(m, 'herald_deliveries_in_flight'), 1);
       } finally {
         await r.stop();

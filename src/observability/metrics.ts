@@ -116,7 +116,7 @@ export class HeraldMetrics implements DeliveryObserver {
     });
     new Gauge({
       name: 'herald_queue_depth',
-      help: 'Pending deliveries in the store, all processes: due (their time has come), scheduled (waiting for a retry time), leased (held by a dispatcher). Read at scrape time.',
+      help: 'Pending deliveries in the store, all processes: due (their time has come), scheduled (waiting for a retry time), leased (held by a dispatcher), in_line (an ordered delivery waiting for an earlier one of its entity). Read at scrape time.',
       labelNames: ['state'], registers,
       async collect() {
         this.reset();
@@ -124,6 +124,7 @@ export class HeraldMetrics implements DeliveryObserver {
         try {
           const d = await self.sources.queueDepth();
           for (const state of ['due', 'scheduled', 'leased'] as const) this.set({ state }, d[state]);
+          this.set({ state: 'in_line' }, d.inLine);
         } catch (err) {
           // No figure rather than a wrong one, and the rest of the scrape still answers.
           self.sources.onSourceError?.('queue depth', err);

@@ -11,6 +11,8 @@ export interface QueueDepth {
   scheduled: number;
   /** Pending deliveries a dispatcher holds right now, in any process. */
   leased: number;
+  /** Deliveries of an ordered subscription waiting for an earlier one of their entity (no due time yet). */
+  inLine: number;
 }
 
 export interface MigrationState {
@@ -30,17 +32,19 @@ export interface MigrationState {
 export async function queueDepth(db: Db, now: number, leaseMs: number): Promise<QueueDepth> {
   // A minute's slack covers clocks that differ between the processes sharing a PostgreSQL store.
   const leaseHorizon = now + leaseMs + 60_000;
-  const rows = await db.all<{ due: number | string; later: number | string; leased: number | string }>(
+  // Those waiting in a line are read through the partial index of unfinished ordered deliveries.
+  const rows = await db.all<{ due: number | string; later: number | string; leased: number | string; in_line: number | string }>(
     `SELECT
        (SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1) AS due,
        (SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at > $1) AS later,
        (SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at > $1 AND next_attempt_at <= $2
-          AND lease_token IS NOT NULL) AS leased`,
+          AND lease_token IS NOT NULL) AS leased,
+       (SELECT COUNT(*) FROM deliveries WHERE order_key IS NOT NULL AND status = 'pending' AND next_attempt_at IS NULL) AS in_line`,
     [now, leaseHorizon],
   );
   const r = rows[0]!;
   const leased = Number(r.leased);
-  return { due: Number(r.due), scheduled: Number(r.later) - leased, leased };
+  return { due: Number(r.due), scheduled: Number(r.later) - leased, leased, inLine: Number(r.in_line) };
 }
 
 /** The files do not change while Herald runs: read once per engine, not on every probe. */
