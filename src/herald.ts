@@ -18,6 +18,8 @@ import { buildApp } from './http/app.ts';
 import { HeraldMetrics, instrumentStore } from './observability/metrics.ts';
 import { readiness } from './observability/readiness.ts';
 import { queueDepth } from './store/queries/operational.ts';
+import { newestIdMs } from './store/queries/events.ts';
+import { noIdsBefore } from './domain/ids.ts';
 import * as aside from './store/queries/breaker.ts';
 import { DashboardStore } from './store/queries/dashboard.ts';
 import { SecretBox } from './secrets.ts';
@@ -64,6 +66,8 @@ export class Herald {
     const applied = await this.store.migrate();
     if (applied.length) this.log.info({ applied }, 'applied migrations');
     await this.store.seedEventTypes(DEFAULT_CATALOG);
+    // New ids sort after the stored ones even if this process starts with its clock behind theirs.
+    noIdsBefore(await newestIdMs(this.store));
     if (c.autoDisableFailures > 0) {
       this.store.autoDisable = {
         failures: c.autoDisableFailures, afterMs: c.autoDisableAfterMs,

@@ -41,6 +41,24 @@ export function uuidv7(now = Date.now()): string {
 }
 
 /**
+ * Ids made from now on sort after every id of millisecond `ms` and before: Herald calls it at
+ * start with the newest id in the store, so that a process started after its clock stepped
+ * back does not make ids that sort before those already stored (pages read by id would miss
+ * them). Ids then carry the stored time until the clock catches up.
+ */
+export function noIdsBefore(ms: number): void {
+  if (ms > lastMs) {
+    lastMs = ms;
+    seq = 0xfff; // the next id of that millisecond rolls over to the one after
+  }
+}
+
+/** The millisecond a UUIDv7 carries. */
+export function uuidv7Ms(id: string): number {
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
+/**
  * A UUIDv7 of a chosen millisecond, random past the time: for records made as if at another
  * time (tests and benchmarks of retention), which uuidv7() cannot make since it never goes back.
  */

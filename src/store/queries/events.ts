@@ -3,6 +3,7 @@ import type { HeraldEvent, EventFilter } from '../../domain/model.ts';
 import { NOTICE_ENTITY } from '../../domain/notices.ts';
 import { eventOf } from '../rows.ts';
 import type { StoreContext } from './context.ts';
+import { uuidv7Ms } from '../../domain/ids.ts';
 
 export async function getEvent(ctx: StoreContext, id: string): Promise<HeraldEvent | null> {
   const rows = await ctx.db.all('SELECT * FROM events WHERE id = $1', [id]);
@@ -20,4 +21,11 @@ export async function listEvents(ctx: StoreContext, f: EventFilter): Promise<Her
     [f.tenantId, f.since, NOTICE_ENTITY, f.parentId ?? null, f.types ? ctx.db.list(f.types) : null, f.after ?? null, f.limit],
   );
   return rows.map(eventOf);
+}
+
+/** The millisecond of the newest event or delivery id in the store (0 when empty): two primary-key reads. */
+export async function newestIdMs(ctx: StoreContext): Promise<number> {
+  const rows = await ctx.db.all<{ e: string | null; d: string | null }>('SELECT (SELECT MAX(id) FROM events) AS e, (SELECT MAX(id) FROM deliveries) AS d');
+  const ids = [rows[0]?.e, rows[0]?.d].filter((x): x is string => typeof x === 'string' && x.length >= 13);
+  return Math.max(0, ...ids.map(uuidv7Ms).filter((n) => Number.isFinite(n)));
 }
