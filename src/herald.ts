@@ -138,7 +138,7 @@ export class Herald {
     this.recoveries.start();
     if (c.outbox) {
       const { OutboxDrainer } = await import('./outbox/drainer.ts');
-      this.outbox = new OutboxDrainer({ ...c.outbox, pollIntervalMs: c.pollIntervalMs, store: this.store, log: this.log, wake: this.dispatcher.wake });
+      this.outbox = new OutboxDrainer({ ...c.outbox, pollIntervalMs: c.pollIntervalMs, store: this.store, log: this.log, wake: this.dispatcher.wake, onDrain: (r) => this.metrics?.outboxDrained(r) });
       await this.outbox.start();
     }
     this.url = await this.app.listen({ host: c.host, port: c.port });

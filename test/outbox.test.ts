@@ -180,6 +180,11 @@ describe('the outbox on PostgreSQL', { skip: SKIP }, () => {
 
     test('rows Herald refuses are kept with their reason and do not hold back the rest', async () => {
       const before = rx.received.length;
+      const outboxRows = async (outcome: string) => {
+        const text = (await h.call('GET', '/metrics', null)).body as string;
+        return Number(new RegExp(`^herald_outbox_rows_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+      };
+      const [publishedBefore, refusedBefore] = [await outboxRows('published'), await outboxRows('refused')];
       const deep = JSON.stringify(Array.from({ length: 40 }).reduce((o) => ({ o }), {}));
       const rows: [string, string, string, string][] = [
         [tenant.id, 'Employee', 'Add', '{"n":1}'],
@@ -210,6 +215,8 @@ describe('the outbox on PostgreSQL', { skip: SKIP }, () => {
       const keys = await eventsByKey(c, schema);
       for (const i of [1, 2, 3, 5]) assert.equal(keys.has(ids[i]!), false, 'a refused row published nothing');
       assert.equal((await h.call('GET', '/healthz', null)).status, 200, 'Herald is still up');
+      assert.equal(await outboxRows('refused'), refusedBefore + 4, 'herald_outbox_rows_total counts the refused');
+      assert.equal(await outboxRows('published'), publishedBefore + 3, 'and the published');
 
       // Mended and released, a refused row goes out at the next look.
       await c.query(`UPDATE "${schema}".herald_outbox SET tenant_id = $1, failed_at = NULL, error = NULL WHERE id = $2`, [tenant.id, ids[1]]);

@@ -76,6 +76,7 @@ export class HeraldMetrics implements DeliveryObserver {
   private readonly latencySeconds: Histogram;
   private readonly commitSeconds: Histogram<'operation'>;
   private readonly autoDisables: Counter<'dialect'>;
+  private readonly outboxRows: Counter<'outcome'>;
 
   constructor(o: { topSubscriptions: number }) {
     const registers = [this.registry];
@@ -109,6 +110,12 @@ export class HeraldMetrics implements DeliveryObserver {
       labelNames: ['operation'], buckets: COMMIT_SECONDS, registers,
     });
 
+    this.outboxRows = new Counter({
+      name: 'herald_outbox_rows_total',
+      help: 'Transactional outbox rows this process drained, by outcome: published (a new event), duplicate (Herald already had its idempotency key), refused (kept in the outbox with failed_at and error).',
+      labelNames: ['outcome'], registers,
+    });
+    for (const outcome of ['published', 'duplicate', 'refused']) this.outboxRows.inc({ outcome }, 0);
     this.autoDisables = new Counter({
       name: 'herald_subscriptions_auto_disabled_total',
       help: 'Subscriptions this process took out of service for failing too long (HERALD_AUTO_DISABLE_FAILURES attempts in a row over HERALD_AUTO_DISABLE_AFTER_SECONDS), by dialect.',
@@ -171,6 +178,13 @@ export class HeraldMetrics implements DeliveryObserver {
   }
 
   /** A subscription was taken out of service for failing too long. */
+  /** One outbox drain's rows (src/outbox/drainer.ts). */
+  outboxDrained(r: { published: number; duplicates: number; refused: number }): void {
+    if (r.published) this.outboxRows.inc({ outcome: 'published' }, r.published);
+    if (r.duplicates) this.outboxRows.inc({ outcome: 'duplicate' }, r.duplicates);
+    if (r.refused) this.outboxRows.inc({ outcome: 'refused' }, r.refused);
+  }
+
   autoDisabled(dialect: string): void {
     this.autoDisables.inc({ dialect });
   }
