@@ -35,7 +35,12 @@ export function scheduleSpanMs(policy: RetryPolicy): number {
 export function retryAfterMs(policy: RetryPolicy, statusCode: number | null, header: string | string[] | undefined, now: number): number | null {
   if (statusCode !== 429 && statusCode !== 503) return null;
   const s = parseRetryAfter(header, now);
-  return s === null ? null : Math.round(Math.min(Math.max(s, 0), policy.maxRetryAfterSeconds) * 1000);
+  return s === null ? null : boundedRetryAfterMs(policy, s);
+}
+
+/** A receiver's Retry-After in seconds as the wait Herald keeps: 0 to `maxRetryAfterSeconds`, in ms. */
+function boundedRetryAfterMs(policy: RetryPolicy, seconds: number): number {
+  return Math.round(Math.min(Math.max(seconds, 0), policy.maxRetryAfterSeconds) * 1000);
 }
 
 /**
@@ -63,9 +68,7 @@ export function retriesUsed(policy: RetryPolicy, attemptsMade: number, throttled
  */
 export function nextRetryDelayMs(policy: RetryPolicy, attemptsMade: number, retryAfterSeconds: number | null, random = Math.random): number | null {
   if (attemptsMade > policy.scheduleSeconds.length) return null;
-  if (retryAfterSeconds !== null) {
-    return Math.round(Math.min(Math.max(retryAfterSeconds, 0), policy.maxRetryAfterSeconds) * 1000);
-  }
+  if (retryAfterSeconds !== null) return boundedRetryAfterMs(policy, retryAfterSeconds);
   const base = policy.scheduleSeconds[attemptsMade - 1]! * 1000;
   const factor = 1 + policy.jitter * (2 * random() - 1);
   return Math.max(0, Math.round(base * factor));
