@@ -153,12 +153,9 @@ export class Dispatcher {
     this.waiting.clear();
     await Promise.all(waiting.map((c) => this.giveBack(c, this.clock.now())));
     // What this process set aside behind its breakers is due again for whoever claims next.
-    const aside = this.o.setAside;
-    if (aside) {
-      const all = [...this.asideUntil].flatMap(([id, e]) => [...e.untils].map((u) => [id, u] as const));
-      this.asideUntil.clear();
-      await Promise.all(all.map(([id, u]) => aside.bringBack(id, u).catch((err: unknown) => this.o.log.error({ err, subscription: id }, 'bringing back deliveries set aside failed; they are due when set'))));
-    }
+    const held = [...this.asideUntil];
+    this.asideUntil.clear();
+    await Promise.all(held.map(([id, e]) => this.bringBackAll(id, e.untils)));
     if (this.inFlight.size > 0) await Promise.race([Promise.all(this.inFlight), sleep(graceMs)]);
   }
 
@@ -357,6 +354,18 @@ export class Dispatcher {
     this.flushing = null;
   }
 
+  /** Makes what was set aside for a subscription, until each of `untils`, due now; answers how many. A failure is logged: they are due when set. */
+  private async bringBackAll(id: string, untils: Iterable<number>): Promise<number> {
+    const aside = this.o.setAside;
+    if (!aside) return 0;
+    try {
+      return (await Promise.all([...untils].map((u) => aside.bringBack(id, u)))).reduce((a, b) => a + b, 0);
+    } catch (err) {
+      this.o.log.error({ err, subscription: id }, 'bringing back deliveries set aside failed; they are due when set');
+      return 0;
+    }
+  }
+
   /**
    * A subscription was held back: set its waiting deliveries aside (at most once a second),
    * so that claims do not step over them. It closed: bring them back, due now.
@@ -368,9 +377,7 @@ export class Dispatcher {
     if (change === 'closed') {
       if (!known) return;
       this.asideUntil.delete(id);
-      void Promise.all([...known.untils].map((u) => aside.bringBack(id, u)))
-        .then((n) => { if (n.some((x) => x > 0)) this.wake(); })
-        .catch((err: unknown) => this.o.log.error({ err, subscription: id }, 'bringing back deliveries set aside failed; they are due when set'));
+      void this.bringBackAll(id, known.untils).then((n) => { if (n > 0) this.wake(); });
       return;
     }
     if (known && now - known.lastAt < 1000) return;
