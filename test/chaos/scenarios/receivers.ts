@@ -28,7 +28,10 @@ async function misbehaving(engine: Engine, size: Size): Promise<ChaosResult> {
   const rx = await RecordingReceiver.start();
   const { env, cleanup } = testEnv(engine, chaosEnv({
     HERALD_REQUEST_TIMEOUT_MS: String(timeoutMs),
-    HERALD_LEASE_SECONDS: String((timeoutMs * 2.5) / 1000),
+    // An attempt can take twice the timeout (headers, then a slow body). Quick: 2 s of 2.5 left
+    // half a second for a loaded machine's event loop, and the full suite once saw a lease run
+    // out under a loris that was still being read (2 deliveries in flight twice).
+    HERALD_LEASE_SECONDS: String(Math.max(timeoutMs * 2.5, 5000) / 1000),
     // Doubling as the default schedule does, but capped low (8 s; quick 2 s) so that the bad
     // routes recover soon after their spell, and lasting a minute longer than it.
     HERALD_RETRY_SCHEDULE: retrySchedule(quick ? 2 : 8, badMs / 1000 + 60).join(','),
