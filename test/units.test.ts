@@ -188,6 +188,8 @@ describe('config: loadConfig', () => {
   test('HERALD_SENDER_THREAD takes on and off', () => {
     assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_SENDER_THREAD: 'off' }).senderThread, false);
     assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_SENDER_THREAD: 'on' }).senderThread, true);
+    assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir() }).databasePrepared, true);
+    assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_DATABASE_PREPARED: 'off' }).databasePrepared, false);
   });
 
   test('the generated admin token and secret key are written with mode 0600 and reused on the next load', () => {

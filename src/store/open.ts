@@ -9,6 +9,8 @@ import { SqlStore } from './sqlStore.ts';
 export interface StoreOptions {
   databaseUrl: string | null;
   databaseSchema: string;
+  /** PostgreSQL: whether statements marked prepared are (HERALD_DATABASE_PREPARED); on when absent. */
+  databasePrepared?: boolean;
   dataDir: string;
   /** Called with a reason when the LISTEN connection fails; the poll keeps working meanwhile. */
   onListenError?: (err: Error) => void;
@@ -17,7 +19,7 @@ export interface StoreOptions {
 }
 
 export function storeOptions(c: Config): StoreOptions {
-  return { databaseUrl: c.databaseUrl, databaseSchema: c.databaseSchema, dataDir: c.dataDir };
+  return { databaseUrl: c.databaseUrl, databaseSchema: c.databaseSchema, databasePrepared: c.databasePrepared, dataDir: c.dataDir };
 }
 
 /** Opens the configured engine. The caller runs migrate() before use. */
@@ -97,7 +99,7 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
     await connect(true);
   };
 
-  const db = new PostgresDb(pool, undefined, relaxed);
+  const db = new PostgresDb(pool, undefined, relaxed, undefined, o.databasePrepared ?? true);
   const store = new SqlStore(db, { listen, notifySql: `SELECT pg_notify('${channel}', '')`, clock: o.clock });
   const close = db.close.bind(db);
   db.close = async () => {

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import type { Db, Param } from '../db.ts';
+import { createHash } from 'node:crypto';
+import type { Db, Param, QueryOptions } from '../db.ts';
 import { StoreUnavailableError } from '../../domain/errors.ts';
 import { pgUnavailable } from '../unavailable.ts';
 
@@ -10,6 +11,14 @@ type Queryable = pg.Pool | pg.PoolClient;
 
 function bind(params: Param[] | undefined): unknown[] {
   return params ?? [];
+}
+
+/** Each prepared statement's name, from its text: the same on every connection and process. */
+const names = new Map<string, string>();
+function nameOf(sql: string): string {
+  let n = names.get(sql);
+  if (n === undefined) names.set(sql, (n = `herald_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`));
+  return n;
 }
 
 /**
@@ -36,18 +45,28 @@ export class PostgresDb implements Db {
   private readonly health: Health;
   /** In a transaction: whether a statement of it changed rows. */
   private changed = false;
+  /** In a transaction: what to call once it has committed. */
+  private committed: (() => void)[] = [];
+
+  /** Whether statements marked `prepared` are prepared (HERALD_DATABASE_PREPARED). */
+  private readonly prepare: boolean;
 
   /** `relaxedPool`: sessions with synchronous_commit off, for `relaxed`. */
-  constructor(pool: pg.Pool, conn?: Queryable, relaxedPool: pg.Pool | null = null, health: Health = { full: null }) {
+  constructor(pool: pg.Pool, conn?: Queryable, relaxedPool: pg.Pool | null = null, health: Health = { full: null }, prepare = true) {
     this.pool = pool;
     this.conn = conn ?? pool;
     this.relaxedPool = relaxedPool;
     this.health = health;
+    this.prepare = prepare;
   }
 
   get relaxed(): PostgresDb {
     if (!this.relaxedPool || this.conn !== this.pool) return this;
-    return (this.relaxedDb ??= new PostgresDb(this.relaxedPool, undefined, null, this.health));
+    return (this.relaxedDb ??= new PostgresDb(this.relaxedPool, undefined, null, this.health, this.prepare));
+  }
+
+  private config(sql: string, params: Param[] | undefined, o: QueryOptions | undefined): pg.QueryConfig {
+    return o?.prepared && this.prepare ? { name: nameOf(sql), text: sql, values: bind(params) } : { text: sql, values: bind(params) };
   }
 
   /** A server down, restarting or out of disk leaves as a StoreUnavailableError; anything else as it came. */
@@ -57,7 +76,7 @@ export class PostgresDb implements Db {
     return u ?? err;
   }
 
-  private async query(q: string | { text: string; values: unknown[] }): Promise<pg.QueryResult> {
+  private async query(q: string | pg.QueryConfig): Promise<pg.QueryResult> {
     let r: pg.QueryResult;
     try {
       r = await this.conn.query(q);
@@ -76,12 +95,12 @@ export class PostgresDb implements Db {
     return this.health.full;
   }
 
-  async all<T>(sql: string, params?: Param[]): Promise<T[]> {
-    return (await this.query({ text: sql, values: bind(params) })).rows as T[];
+  async all<T>(sql: string, params?: Param[], options?: QueryOptions): Promise<T[]> {
+    return (await this.query(this.config(sql, params, options))).rows as T[];
   }
 
-  async run(sql: string, params?: Param[]): Promise<number> {
-    return (await this.query({ text: sql, values: bind(params) })).rowCount ?? 0;
+  async run(sql: string, params?: Param[], options?: QueryOptions): Promise<number> {
+    return (await this.query(this.config(sql, params, options))).rowCount ?? 0;
   }
 
   async exec(sql: string): Promise<void> {
@@ -100,10 +119,11 @@ export class PostgresDb implements Db {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const inner = new PostgresDb(this.pool, client, null, this.health);
+      const inner = new PostgresDb(this.pool, client, null, this.health, this.prepare);
       const out = await fn(inner);
       await client.query('COMMIT');
       if (inner.changed) this.health.full = null;
+      for (const f of inner.committed) f();
       return out;
     } catch (err) {
       const c = this.classified(err);
@@ -115,6 +135,11 @@ export class PostgresDb implements Db {
       client.removeListener('error', ignore);
       client.release(broken);
     }
+  }
+
+  afterCommit(fn: () => void): void {
+    if (this.conn === this.pool) fn();
+    else this.committed.push(fn);
   }
 
   inList(column: string, n: number): string {

@@ -90,6 +90,13 @@ async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: numb
 }
 
 /**
+ * The delivery columns a claim reads (rows.ts deliveryOf), named: the claim is a prepared
+ * statement, and a `*` would fail it on every connection once a migration adds a column.
+ */
+const CLAIMED_COLUMNS = (d: string) => ['id', 'tenant_id', 'event_id', 'subscription_id', 'status', 'attempts', 'throttled', 'next_attempt_at', 'lease_token', 'last_status_code', 'last_error', 'created_at', 'updated_at']
+  .map((c) => `${d}.${c}`).join(', ');
+
+/**
  * PostgreSQL, many claimers at once: the same steps in one statement, so one round trip.
  * SKIP LOCKED passes over rows another claimer is taking; each subscription gets the rows
  * ranked within its room.
@@ -110,17 +117,18 @@ async function claimInOneStatement(ctx: StoreContext, limit: number, now: number
      ), picked AS (
        SELECT id FROM ranked WHERE rn <= room ORDER BY next_attempt_at LIMIT $2
      ), upd AS (
-       UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING d.*
+       UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING ${CLAIMED_COLUMNS('d')}
      )
-     SELECT upd.*, row_to_json(e) AS ev, row_to_json(s) AS sub, t.number AS tenant_number
+     SELECT ${CLAIMED_COLUMNS('upd')}, row_to_json(e) AS ev, row_to_json(s) AS sub, t.number AS tenant_number
      FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
     // The window is no wider than the claim: each row in it is locked, and a lock is a write.
     [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token, ...(cutoff === null ? [] : [cutoff])],
+    { prepared: true },
   );
 }
 
 export async function nextDueAt(ctx: StoreContext): Promise<number | null> {
-  const rows = await ctx.db.all<{ at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE status = 'pending'");
+  const rows = await ctx.db.all<{ at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE status = 'pending'", [], { prepared: true });
   const at = rows[0]?.at;
   return at === null || at === undefined ? null : Number(at);
 }

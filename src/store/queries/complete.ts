@@ -109,6 +109,8 @@ async function recordInOneStatement(t: Db, items: Completion[], now: number): Pr
       col((x) => (x.outcome.kind === 'retry' ? x.outcome.at : null)), col((x) => x.attempt.statusCode), col((x) => lastError(x.attempt)), now,
       col((x) => x.attempt.startedAt), col((x) => x.attempt.durationMs), col((x) => x.attempt.errorKind), col((x) => x.attempt.error),
       col((x) => x.attempt.responseBody), col((x) => x.attempt.worker), col((x) => headersJson(x.attempt)), col((x) => throttledBy(x.outcome))],
+    // Not prepared: PostgreSQL's generic plan for it, which does not know the arrays' length,
+    // ran at 2.3 ms a call against 0.5 ms planned each time (latency bench, 500/s).
   );
   const done = new Set(rows.map((r) => r.delivery_id));
   return items.map((x) => done.has(x.claim.delivery.id));
@@ -126,5 +128,5 @@ async function markExhausted(t: Db, c: ClaimedDelivery, status: string, now: num
 }
 
 export async function release(ctx: StoreContext, c: ClaimedDelivery, at: number): Promise<void> {
-  await ctx.db.relaxed.run('UPDATE deliveries SET lease_token = NULL, next_attempt_at = $3 WHERE id = $1 AND lease_token = $2', [c.delivery.id, c.leaseToken, at]);
+  await ctx.db.relaxed.run('UPDATE deliveries SET lease_token = NULL, next_attempt_at = $3 WHERE id = $1 AND lease_token = $2', [c.delivery.id, c.leaseToken, at], { prepared: true });
 }
