@@ -324,6 +324,9 @@ describe('bad input to every admin and native route is answered with a 4xx namin
     bad('event #2 has an over-long idempotency_key', (c: Ctx) => ({ events: [evNow(c), evNow(c, { idempotency_key: long(201) })] }), 'events[1].idempotency_key');
     bad('event #2 is not in the catalog', (c: Ctx) => ({ events: [evNow(c), evNow(c, { event: 'Exploded' })] }), 'events[1].event', 422);
     bad('event #2 names no tenant', (c: Ctx) => ({ events: [evNow(c, { idempotency_key: 'batch-k1' }), evNow(c, { tenant_id: ABSENT })] }), 'events[1].tenant_id', 422);
+    // The tenants are named before the catalog, even when an earlier event has an unknown type.
+    bad('event #1 of no known type, #2 of no tenant', (c: Ctx) => ({ events: [evNow(c, { entity: 'Invoice', event: 'Refunded' }), evNow(c, { tenant_id: ABSENT })] }), 'events[1].tenant_id', 422);
+    bad('event #2 of no known type', (c: Ctx) => ({ events: [evNow(c), evNow(c, { entity: 'Invoice', event: 'Refunded' })] }), 'events[1].event', 422);
     bad('1000 events (the limit) with only the last one bad', (c: Ctx) => ({
       events: Array.from({ length: 1000 }, (_, i) => (i === 999 ? evNow(c, {}, ['entity_id']) : evNow(c, { entity_id: `e${i}` }))),
     }), 'events[999].entity_id');

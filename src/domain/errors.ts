@@ -19,6 +19,15 @@ export class UnprocessableError extends ValidationError {
   }
 }
 
+/** A published event names a tenant that does not exist; `eventIndex`: its place in the batch. */
+export class UnknownTenantError extends UnprocessableError {
+  readonly eventIndex: number;
+  constructor(tenantId: string, eventIndex: number) {
+    super('tenant_id', `tenant ${tenantId} does not exist`);
+    this.eventIndex = eventIndex;
+  }
+}
+
 export class NotFoundError extends Error {
   readonly resource: string;
   constructor(resource: string) {

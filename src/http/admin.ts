@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AuthError, ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../domain/errors.ts';
+import { AuthError, ConflictError, NotFoundError, UnknownTenantError, UnprocessableError, ValidationError } from '../domain/errors.ts';
 import { NAME_RE, typeName } from '../domain/eventTypes.ts';
 import { isUuid, type DeliveryId, type EventId, type TenantId } from '../domain/ids.ts';
 import type { NewEvent } from '../domain/model.ts';
@@ -58,12 +58,39 @@ export function adminRoutes(s: Services) {
     }
   };
 
-  const checkCatalog = async (events: NewEvent[], prefixOf: (i: number) => string) => {
-    const known = new Set((await s.store.listEventTypes()).map((t) => typeName(t.entity, t.event)));
-    events.forEach((e, i) => {
-      const name = typeName(e.entity, e.event);
-      if (!known.has(name)) throw new UnprocessableError(prefixOf(i) ? `${prefixOf(i)}.event` : 'event', `${name} is not in the event catalog`);
-    });
+  // Event types are added or described again, never removed: a name once known stays known,
+  // so the catalog is read again only when a name is not in this process's copy of it (one
+  // that another process added since). Publishing then reads nothing before its transaction.
+  let catalog: Set<string> | null = null;
+  const catalogError = async (events: NewEvent[], prefixOf: (i: number) => string): Promise<UnprocessableError | null> => {
+    for (let fresh = false; ; fresh = true) {
+      if (fresh || !catalog) catalog = new Set((await s.store.listEventTypes()).map((t) => typeName(t.entity, t.event)));
+      const i = events.findIndex((e) => !catalog!.has(typeName(e.entity, e.event)));
+      if (i < 0) return null;
+      if (fresh) {
+        const name = typeName(events[i]!.entity, events[i]!.event);
+        return new UnprocessableError(prefixOf(i) ? `${prefixOf(i)}.event` : 'event', `${name} is not in the event catalog`);
+      }
+    }
+  };
+
+  /**
+   * Publishes after the checks, in their order: an unknown tenant is named before an unknown
+   * event type. The store checks the tenants in its transaction (UnknownTenantError); only
+   * when the catalog refuses are they looked up before it.
+   */
+  const publishChecked = async (events: NewEvent[], prefixOf: (i: number) => string) => {
+    const refused = await catalogError(events, prefixOf);
+    if (refused) {
+      await checkTenants(events, prefixOf);
+      throw refused;
+    }
+    try {
+      return await s.store.publish(events);
+    } catch (err) {
+      if (err instanceof UnknownTenantError && prefixOf(err.eventIndex)) throw new UnprocessableError(`${prefixOf(err.eventIndex)}.tenant_id`, err.message);
+      throw err;
+    }
   };
 
   const publishView = (r: { event: Parameters<typeof eventView>[0]; deliveries: number; duplicate: boolean }) => ({ ...eventView(r.event), deliveries: r.deliveries, duplicate: r.duplicate });
@@ -122,9 +149,7 @@ export function adminRoutes(s: Services) {
 
     app.post('/events', { schema: adminSchemas.publish }, async (req, reply) => {
       const e = parseEvent(req.body);
-      await checkTenants([e], () => '');
-      await checkCatalog([e], () => '');
-      const [r] = await s.store.publish([e]);
+      const [r] = await publishChecked([e], () => '');
       s.wake();
       return reply.status(202).send(publishView(r!));
     });
@@ -137,9 +162,7 @@ export function adminRoutes(s: Services) {
       if (!Array.isArray(list) || list.length === 0) throw new ValidationError('events', 'must be a non-empty array');
       if (list.length > MAX_BATCH) throw new ValidationError('events', `must hold at most ${MAX_BATCH} events`);
       const events = list.map((e, i) => parseEvent(e, `events[${i}]`));
-      await checkTenants(events, (i) => `events[${i}]`);
-      await checkCatalog(events, (i) => `events[${i}]`);
-      const results = await s.store.publish(events);
+      const results = await publishChecked(events, (i) => `events[${i}]`);
       s.wake();
       // The events were just sent; the answer names them rather than echoing their data.
       return reply.status(202).send({
