@@ -4,7 +4,7 @@
 export type Param = string | number | null | boolean | string[];
 
 /**
- * `prepared`: a statement run often (claims, outcomes, publishes), which PostgreSQL keeps
+ * `prepared`: a statement run often (claims, the due poll, single publishes), which PostgreSQL keeps
  * parsed and planned on each connection instead of planning it at every call (planning took
  * as long as running for these). Only for statements whose text is one of a few and whose
  * result names its columns: a `*` in the result would fail a prepared statement once a

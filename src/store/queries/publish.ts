@@ -41,10 +41,15 @@ interface LiveSubscription { id: string; filters: string[]; paused: boolean; ord
 const liveSubscriptions = (rows: Record<string, any>[]): LiveSubscription[] =>
   rows.filter((r) => r.id !== null).map((r) => ({ id: r.id as string, filters: JSON.parse(r.filters as string) as string[], paused: Boolean(r.paused), ordered: r.ordering === 'entity' }));
 
+/** An event's columns, and its row in their order (created_at, the 11th, is also its deliveries' times). */
+const EVENT_COLUMNS = ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'];
+const eventRow = (ev: HeraldEvent): Param[] =>
+  [ev.id, ev.tenantId, ev.entity, ev.event, ev.entityId, ev.entityUri, ev.parentType, ev.parentId, json(ev.data), ev.occurredAt, ev.createdAt, ev.idempotencyKey];
+
 /** The event and its deliveries in one statement, atomic without a transaction of its own. */
 const EVENT_AND_DELIVERIES = `WITH ev AS (
-    INSERT INTO events (id, tenant_id, entity, event, entity_id, entity_uri, parent_type, parent_id, data, occurred_at, created_at, idempotency_key)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id
+    INSERT INTO events (${EVENT_COLUMNS.join(', ')})
+    VALUES (${EVENT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING id
   )
   INSERT INTO deliveries (id, tenant_id, event_id, subscription_id, status, next_attempt_at, created_at, updated_at)
   SELECT d.id, $2, ev.id, d.sub, d.status, $11, $11, $11 FROM ev, unnest($13::text[], $14::text[], $15::text[]) AS d(id, sub, status)`;
@@ -73,7 +78,7 @@ async function publishOneAtOnce(ctx: StoreContext, e: NewEvent): Promise<Publish
   const ev: HeraldEvent = { ...e, id: uuidv7(now) as EventId, createdAt: now };
   try {
     await db.run(EVENT_AND_DELIVERIES, [
-      ev.id, ev.tenantId, ev.entity, ev.event, ev.entityId, ev.entityUri, ev.parentType, ev.parentId, json(ev.data), ev.occurredAt, now, ev.idempotencyKey,
+      ...eventRow(ev),
       subs.map(() => uuidv7(now)), subs.map((s) => s.id), subs.map((s) => (s.paused ? 'held' : 'pending')),
     ], { prepared: true });
   } catch (err) {
@@ -130,7 +135,7 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[], parked: Line[]
         }
       }
       const ev: HeraldEvent = { ...e, id: uuidv7(now) as EventId, createdAt: now };
-      eventRows.push([ev.id, ev.tenantId, ev.entity, ev.event, ev.entityId, ev.entityUri, ev.parentType, ev.parentId, json(ev.data), ev.occurredAt, now, ev.idempotencyKey]);
+      eventRows.push(eventRow(ev));
       let n = 0;
       for (const s of subs) {
         if (!subscriptionMatches(s.filters, e.entity, e.event)) continue;
@@ -144,7 +149,7 @@ async function publishOnce(ctx: StoreContext, events: NewEvent[], parked: Line[]
       results.push(r);
       if (e.idempotencyKey !== null) byKey.set(`${e.tenantId}\u0000${e.idempotencyKey}`, r);
     }
-    await insertMany(t, 'events', ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'], eventRows, { prepared: true });
+    await insertMany(t, 'events', EVENT_COLUMNS, eventRows, { prepared: true });
     if (inLine.length > 0) parked.push(...(await lineUp(t, inLine)));
     await insertMany(t, 'deliveries', ['id', 'tenant_id', 'event_id', 'subscription_id', 'status', 'next_attempt_at', 'created_at', 'updated_at', 'order_key', 'order_seq'], deliveryRows, { prepared: true });
     if (due) await ctx.notifyDue(t);
