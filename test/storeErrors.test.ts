@@ -78,6 +78,36 @@ describe('PostgreSQL errors', () => {
       await db.close();
     }
   });
+
+  test('53100 (out of disk) is "full" until a statement that was refused changes rows again; other writes that fit prove nothing', { skip: !pgEnabled && 'PostgreSQL not reachable' }, async () => {
+    // The server itself raises 53100 while a flag row says so, as a table that cannot extend
+    // would, while an update of a row already stored still fits (test/storeOutage.test.ts
+    // fills a real tablespace; this one is deterministic).
+    const schema = `storeerr_${process.pid}`;
+    const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${schema}` });
+    const db = new PostgresDb(pool);
+    const insert = 'INSERT INTO rows (v) SELECT $1 WHERE refuse() RETURNING v';
+    try {
+      await db.exec(`CREATE SCHEMA ${schema}`);
+      await db.exec(`CREATE TABLE flag (refusing boolean NOT NULL); INSERT INTO flag VALUES (false);
+        CREATE TABLE rows (v text); CREATE TABLE other (n int); INSERT INTO other VALUES (0);
+        CREATE FUNCTION refuse() RETURNS boolean LANGUAGE plpgsql AS $$
+          BEGIN IF (SELECT refusing FROM flag) THEN RAISE EXCEPTION 'could not extend file' USING ERRCODE = '53100'; END IF; RETURN true; END $$`);
+      await db.run('UPDATE flag SET refusing = true');
+      await assert.rejects(db.all(insert, ['a']), (e: unknown) => e instanceof StoreUnavailableError && e.reason === 'full');
+      assert.match(String(db.writesRefused()?.message), /out of disk space/);
+      await db.relaxed.run('UPDATE other SET n = n + 1');
+      await db.tx((t) => t.run('UPDATE other SET n = n + 1'));
+      assert.ok(db.writesRefused(), 'a write that fitted where the refused one did not is no sign of space');
+      await db.run('UPDATE flag SET refusing = false');
+      await db.tx((t) => t.all(insert, ['b']));
+      assert.equal(db.writesRefused(), null, 'the refused statement changed rows: space is back');
+      assert.deepEqual(await db.all('SELECT v FROM rows'), [{ v: 'b' }]);
+    } finally {
+      await db.exec(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      await db.close();
+    }
+  });
 });
 
 describe('SQLite errors', () => {

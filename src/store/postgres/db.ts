@@ -23,10 +23,14 @@ function nameOf(sql: string): string {
 
 /**
  * A write refused for a full disk, shared by a Db, its transactions and its relaxed sessions,
- * until a write changes rows again: the server still answers reads then, and /readyz must know.
- * `changed` marks a transaction that changed rows, so that its COMMIT can clear `full`.
+ * until one of the statements refused (`refused`, by text) changes rows again: the server still
+ * answers reads then, and /readyz must know. Any other write is no sign of space: a table's
+ * last page may still hold an update or a small row when the next extension is refused.
+ * (A refusal known by no statement, at COMMIT, is cleared by any write that changes rows.)
+ * `changed` marks a transaction in which such a statement changed rows, so that its COMMIT
+ * can clear `full`.
  */
-interface Health { full: StoreUnavailableError | null }
+interface Health { full: StoreUnavailableError | null; refused: Set<string> }
 
 /** Whether a statement's result says it changed rows. */
 const changedRows = (r: pg.QueryResult) => r.command !== 'SELECT' && (r.rowCount ?? 0) > 0;
@@ -52,7 +56,7 @@ export class PostgresDb implements Db {
   private readonly prepare: boolean;
 
   /** `relaxedPool`: sessions with synchronous_commit off, for `relaxed`. */
-  constructor(pool: pg.Pool, conn?: Queryable, relaxedPool: pg.Pool | null = null, health: Health = { full: null }, prepare = true) {
+  constructor(pool: pg.Pool, conn?: Queryable, relaxedPool: pg.Pool | null = null, health: Health = { full: null, refused: new Set() }, prepare = true) {
     this.pool = pool;
     this.conn = conn ?? pool;
     this.relaxedPool = relaxedPool;
@@ -70,25 +74,34 @@ export class PostgresDb implements Db {
   }
 
   /** A server down, restarting or out of disk leaves as a StoreUnavailableError; anything else as it came. */
-  private classified(err: unknown): unknown {
+  private classified(err: unknown, sql?: string): unknown {
     const u = pgUnavailable(err);
-    if (u?.reason === 'full') this.health.full = u;
+    if (u?.reason === 'full') {
+      this.health.full = u;
+      if (sql !== undefined) this.health.refused.add(sql);
+    }
     return u ?? err;
   }
 
   private async query(q: string | pg.QueryConfig): Promise<pg.QueryResult> {
+    const sql = typeof q === 'string' ? q : q.text;
     let r: pg.QueryResult;
     try {
       r = await this.conn.query(q);
     } catch (err) {
-      throw this.classified(err);
+      throw this.classified(err, sql);
     }
-    if (this.health.full && changedRows(r)) {
+    if (this.health.full && changedRows(r) && (this.health.refused.size === 0 || this.health.refused.has(sql))) {
       // Outside a transaction the change is committed; inside, it counts at COMMIT.
-      if (this.conn === this.pool) this.health.full = null;
+      if (this.conn === this.pool) this.spaceBack();
       else this.changed = true;
     }
     return r;
+  }
+
+  private spaceBack(): void {
+    this.health.full = null;
+    this.health.refused.clear();
   }
 
   writesRefused(): Error | null {
@@ -122,7 +135,7 @@ export class PostgresDb implements Db {
       const inner = new PostgresDb(this.pool, client, null, this.health, this.prepare);
       const out = await fn(inner);
       await client.query('COMMIT');
-      if (inner.changed) this.health.full = null;
+      if (inner.changed) this.spaceBack();
       for (const f of inner.committed) f();
       return out;
     } catch (err) {
