@@ -143,8 +143,8 @@ function keyOf(body: string): string | null {
  * One HTTP server on loopback with many routes (`/r/<name>`), one per subscription. Records
  * every arrival per route and event key, the 2xx answers, and overlaps: a request for a
  * (route, key) that arrives while another for it is still open (from the end of its body
- * until its answer is written or its connection is gone), still open once the events already
- * in have been read.
+ * until its answer is written, Herald closes its side, or the connection is gone), still open
+ * once the events already in have been read.
  */
 export class RecordingReceiver {
   private readonly server: Server;
@@ -188,7 +188,8 @@ export class RecordingReceiver {
     if (!route) { res.writeHead(404).end(); return; }
     route.total++;
     const chunks: Buffer[] = [];
-    // Open once the body is in (its key is known only then) until it is answered or its connection goes.
+    // Open once the body is in (its key is known only then) until it is answered, or Herald
+    // closes its side of the connection, or the connection goes.
     let key: string | null = null;
     let closed = false;
     const self = this.nextRequest++;
@@ -200,6 +201,10 @@ export class RecordingReceiver {
       if (open?.size === 0) route.open.delete(key);
     };
     res.on('close', close);
+    // Herald closing its side ends its attempt, whether or not this receiver has answered yet.
+    const sock = req.socket;
+    sock.once('end', close);
+    res.on('close', () => sock.off('end', close));
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       key = keyOf(Buffer.concat(chunks).toString('utf8'));
