@@ -30,6 +30,8 @@ export interface Config {
   leaseMs: number;
   pollIntervalMs: number;
   claimBatch: number;
+  /** After a claim that came back short, the least time before the next (HERALD_CLAIM_COALESCE_MS). */
+  claimCoalesceMs: number;
   maxInFlight: number;
   maxInFlightPerEndpoint: number;
   secretRotationGraceSeconds: number;
@@ -297,6 +299,7 @@ export function loadConfig(processEnv: Env = process.env): Config {
     leaseMs,
     pollIntervalMs: num(env, 'HERALD_POLL_INTERVAL_MS', 1000, 10, 60_000),
     claimBatch: num(env, 'HERALD_CLAIM_BATCH', 100, 1, 5000),
+    claimCoalesceMs: num(env, 'HERALD_CLAIM_COALESCE_MS', 5, 0, 1000),
     maxInFlight: num(env, 'HERALD_MAX_IN_FLIGHT', 512, 1, 10_000),
     maxInFlightPerEndpoint: num(env, 'HERALD_MAX_IN_FLIGHT_PER_ENDPOINT', 64, 1, 10_000),
     secretRotationGraceSeconds: num(env, 'HERALD_SECRET_ROTATION_GRACE_SECONDS', 86_400, 0, 30 * 86_400),

@@ -192,6 +192,14 @@ describe('config: loadConfig', () => {
     assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_DATABASE_PREPARED: 'off' }).databasePrepared, false);
   });
 
+  test('HERALD_CLAIM_COALESCE_MS: 5 by default, 0 to 1000, and a clear error otherwise', () => {
+    assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir() }).claimCoalesceMs, 5);
+    assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_CLAIM_COALESCE_MS: '0' }).claimCoalesceMs, 0);
+    for (const bad of ['-1', '1001', '2.5', 'soon']) {
+      assert.throws(() => loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_CLAIM_COALESCE_MS: bad }), /HERALD_CLAIM_COALESCE_MS: .* must be an integer from 0 to 1000/, bad);
+    }
+  });
+
   test('the generated admin token and secret key are written with mode 0600 and reused on the next load', () => {
     const dir = tempDir();
     const first = loadConfig({ HERALD_DATA_DIR: dir });

@@ -22,6 +22,13 @@ export interface DispatcherOptions {
   leaseMs: number;
   pollIntervalMs: number;
   claimBatch: number;
+  /**
+   * After a claim that came back short, the least time before the next one begins
+   * (HERALD_CLAIM_COALESCE_MS): under a stream of single publishes each wakes the loop, and
+   * without it every event costs a claim of its own. 0: claim at each wake. A full claim is
+   * followed at once.
+   */
+  claimCoalesceMs?: number;
   maxInFlight: number;
   maxInFlightPerEndpoint: number;
   userAgent: string;
@@ -84,6 +91,11 @@ export class Dispatcher {
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
   private woken = false;
+  /** When the last claim began (monotonic), and whether it came back with less than it asked for. */
+  private lastClaimAt = -Infinity;
+  private lastShort = false;
+  /** Ends the wait between claims early; set only during it (stop). */
+  private endGap: (() => void) | null = null;
   private wakeUp: (() => void) | null = null;
   /** Attempts being sent now. */
   private readonly inFlight = new Set<Promise<void>>();
@@ -147,6 +159,7 @@ export class Dispatcher {
   /** Stops claiming, hands back what waits, then lets in-flight attempts finish for up to `graceMs`. */
   async stop(graceMs: number): Promise<void> {
     this.running = false;
+    this.endGap?.();
     this.wake();
     await this.loopDone;
     const waiting = [...this.waiting.values()].flat();
@@ -180,6 +193,10 @@ export class Dispatcher {
         continue;
       }
       const want = Math.min(this.o.claimBatch, room);
+      if (this.lastShort) {
+        await this.gap();
+        if (!this.running) break;
+      }
       this.woken = false;
       let claims: ClaimedDelivery[];
       // The store's lease runs from when it took the claim: timed from the answer instead, a
@@ -187,7 +204,9 @@ export class Dispatcher {
       const claimedAt = this.clock.now();
       const seen = watch.read();
       try {
+        this.lastClaimAt = mono();
         claims = await this.o.store.claimDue(want, this.o.leaseMs, this.room(), { leaseCutoff: seen.leaseCutoff });
+        this.lastShort = claims.length < want;
         backoff = 0;
       } catch (err) {
         // Cannot claim: back off and try again; nothing is lost, the deliveries stay due.
@@ -215,10 +234,24 @@ export class Dispatcher {
       // left others due: look again at once, now that the subscription is out of the claim.
       const probed = this.probed;
       this.probed = false;
+      if (probed) this.lastShort = false;
       // Meanwhile the leases left alone look due, and the idle wait would spin on them: poll instead.
       if (claims.length < want && seen.jumpMs > 0) { await this.wait(this.o.pollIntervalMs); continue; }
       if (claims.length < want && !probed) await this.idle();
     }
+  }
+
+  /**
+   * Waits out what is left of the least time between claims. Wakes do not end it: the
+   * publishes that arrive meanwhile are what the next claim gathers. Only stop() does.
+   */
+  private async gap(): Promise<void> {
+    const ms = this.lastClaimAt + (this.o.claimCoalesceMs ?? 0) - mono();
+    if (ms <= 0 || !this.running) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { this.endGap = null; resolve(); }, ms);
+      this.endGap = () => { clearTimeout(t); this.endGap = null; resolve(); };
+    });
   }
 
   private async idle(): Promise<void> {
