@@ -10,6 +10,7 @@ import { DEFAULT_CATALOG, filterMatches, subscriptionMatches, unknownFilters, ty
 import { loadConfig, type Env } from '../src/config.ts';
 import { SecretBox, parseSecretKey, safeEqual } from '../src/secrets.ts';
 import { UUID_RE, isUuid, uuidv7 } from '../src/domain/ids.ts';
+import { TokenIssuer } from '../src/dialects/paycor/token.ts';
 
 describe('domain/retry', () => {
   test('defaultRetrySchedule: 16 delays, 5 s doubling, capped at 36000 s', () => {
@@ -376,6 +377,20 @@ describe('secrets', () => {
     assert.equal(safeEqual('abcd', 'abc'), false);
     assert.equal(safeEqual('abc', ''), false);
     assert.equal(safeEqual('abc', 'ABC'), false);
+  });
+});
+
+describe('Paycor-style access tokens', () => {
+  test('a token lives at least its expires_in, wherever in a second it was issued, and no longer than a second more', () => {
+    const issuer = new TokenIssuer(Buffer.alloc(32, 7), 1);
+    for (const at of [12_000, 12_001, 12_999]) {
+      const { token, expiresIn } = issuer.issue('tenant-1', at);
+      assert.equal(expiresIn, 1);
+      assert.deepEqual(issuer.verify(token, at + 999), { tenantId: 'tenant-1' }, `issued at ${at}, used 999 ms later`);
+      assert.deepEqual(issuer.verify(token, at + 2000), { error: 'holds an access token that has expired' }, `issued at ${at}, used 2 s later`);
+    }
+    const other = new TokenIssuer(Buffer.alloc(32, 8), 1);
+    assert.deepEqual(other.verify(issuer.issue('tenant-1', 0).token, 0), { error: 'holds no valid access token' }, 'another key');
   });
 });
 

@@ -14,7 +14,10 @@ export class TokenIssuer {
   }
 
   issue(tenantId: string, nowMs = Date.now()): { token: string; expiresIn: number } {
-    const payload = Buffer.from(JSON.stringify({ t: tenantId, e: Math.floor(nowMs / 1000) + this.ttlSeconds, n: randomBytes(8).toString('base64url') })).toString('base64url');
+    // The expiry is in whole seconds, rounded up: a token lives at least the expires_in it is
+    // given (rounded down, one issued late in a second lived up to a second less; at a TTL of 1
+    // it could be refused at once).
+    const payload = Buffer.from(JSON.stringify({ t: tenantId, e: Math.ceil(nowMs / 1000) + this.ttlSeconds, n: randomBytes(8).toString('base64url') })).toString('base64url');
     return { token: `${payload}.${this.mac(payload)}`, expiresIn: this.ttlSeconds };
   }
 
