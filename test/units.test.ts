@@ -11,6 +11,7 @@ import { loadConfig, type Env } from '../src/config.ts';
 import { SecretBox, parseSecretKey, safeEqual } from '../src/secrets.ts';
 import { UUID_RE, isUuid, uuidv7 } from '../src/domain/ids.ts';
 import { TokenIssuer } from '../src/dialects/paycor/token.ts';
+import { openStore, storeOptions } from '../src/store/open.ts';
 
 describe('domain/retry', () => {
   test('defaultRetrySchedule: 16 delays, 5 s doubling, capped at 36000 s', () => {
@@ -191,6 +192,21 @@ describe('config: loadConfig', () => {
     assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_SENDER_THREAD: 'on' }).senderThread, true);
     assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir() }).databasePrepared, true);
     assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_DATABASE_PREPARED: 'off' }).databasePrepared, false);
+  });
+
+  test('HERALD_SQLITE_CHECKPOINT_PAGES: 1000 by default, 100 to 1,000,000, and the SQLite store checkpoints at it', async () => {
+    assert.equal(loadConfig({ HERALD_DATA_DIR: tempDir() }).sqliteCheckpointPages, 1000);
+    for (const bad of ['99', '1000001', '1e3.5', 'many']) {
+      assert.throws(() => loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_SQLITE_CHECKPOINT_PAGES: bad }), /HERALD_SQLITE_CHECKPOINT_PAGES: .* must be an integer from 100 to 1000000/, bad);
+    }
+    const c = loadConfig({ HERALD_DATA_DIR: tempDir(), HERALD_SQLITE_CHECKPOINT_PAGES: '2500' });
+    assert.equal(c.sqliteCheckpointPages, 2500);
+    const store = await openStore(storeOptions(c));
+    try {
+      assert.equal((await store.db.all<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint'))[0]?.wal_autocheckpoint, 2500);
+    } finally {
+      await store.close();
+    }
   });
 
   test('HERALD_CLAIM_COALESCE_MS: 5 by default, 0 to 1000, and a clear error otherwise', () => {

@@ -11,6 +11,8 @@ export interface StoreOptions {
   databaseSchema: string;
   /** PostgreSQL: whether statements marked prepared are (HERALD_DATABASE_PREPARED); on when absent. */
   databasePrepared?: boolean;
+  /** SQLite: WAL pages between checkpoints (HERALD_SQLITE_CHECKPOINT_PAGES); 1,000 when absent. */
+  sqliteCheckpointPages?: number;
   dataDir: string;
   /** Called with a reason when the LISTEN connection fails; the poll keeps working meanwhile. */
   onListenError?: (err: Error) => void;
@@ -19,14 +21,14 @@ export interface StoreOptions {
 }
 
 export function storeOptions(c: Config): StoreOptions {
-  return { databaseUrl: c.databaseUrl, databaseSchema: c.databaseSchema, databasePrepared: c.databasePrepared, dataDir: c.dataDir };
+  return { databaseUrl: c.databaseUrl, databaseSchema: c.databaseSchema, databasePrepared: c.databasePrepared, sqliteCheckpointPages: c.sqliteCheckpointPages, dataDir: c.dataDir };
 }
 
 /** Opens the configured engine. The caller runs migrate() before use. */
 export async function openStore(o: StoreOptions): Promise<SqlStore> {
   if (!o.databaseUrl) {
     mkdirSync(o.dataDir, { recursive: true });
-    return new SqlStore(new SqliteDb(join(o.dataDir, 'herald.db')), { clock: o.clock });
+    return new SqlStore(new SqliteDb(join(o.dataDir, 'herald.db'), { checkpointPages: o.sqliteCheckpointPages }), { clock: o.clock });
   }
   // Loaded only for PostgreSQL: the client library is about 10 MB of memory a SQLite process need not hold.
   const { default: pg } = await import('pg');
