@@ -127,6 +127,33 @@ export class BenchPg {
     return c;
   }
 
+  /**
+   * What one round trip to the server costs on this machine now: `n` prepared `SELECT $1` one
+   * after another on one session over Herald's URL, the wall time's p50 and p99 and the
+   * client's CPU (user + system) per query. A baseline for the latency run, whose every publish,
+   * claim and outcome is such a round trip: it moved by more than 5× between days here.
+   */
+  async roundTrip(n = 2000): Promise<{ p50Us: number; p99Us: number; clientCpuUs: number }> {
+    const c = new pg.Client({ connectionString: this.url });
+    await c.connect();
+    try {
+      const q = (i: number) => c.query({ name: 'bench_round_trip', text: 'SELECT $1::int AS i', values: [i] });
+      for (let i = 0; i < 100; i++) await q(i);
+      const times: number[] = [];
+      const cpu0 = process.cpuUsage();
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        await q(i);
+        times.push((performance.now() - t) * 1000);
+      }
+      const cpu = process.cpuUsage(cpu0);
+      times.sort((a, b) => a - b);
+      return { p50Us: times[Math.floor(n * 0.5)]!, p99Us: times[Math.floor(n * 0.99)]!, clientCpuUs: (cpu.user + cpu.system) / n };
+    } finally {
+      await c.end();
+    }
+  }
+
   query<T extends pg.QueryResultRow = any>(sql: string, params?: unknown[]): Promise<pg.QueryResult<T>> {
     return this.admin.query<T>(sql, params);
   }

@@ -650,7 +650,10 @@ try {
       continue;
     }
     log(`latency ${engine}`);
-    const r = await latency(rx, engine, SIZES.latencyRate, SIZES.latencySeconds);
+    // The machine's own cost of a round trip to the server, just before: the latency goal is
+    // absolute, and each publish, claim and outcome is such a round trip.
+    const trip = engine === 'postgres' ? await benchPg!.roundTrip() : null;
+    const r = { ...(await latency(rx, engine, SIZES.latencyRate, SIZES.latencySeconds)), roundTrip: trip };
     results[engine === 'sqlite' ? 'latency' : 'latency_postgres'] = r;
     rows.push({ figure: `latency publish→receipt, ${name}, ${SIZES.latencyRate}/s for ${SIZES.latencySeconds} s: p50 / p95 / max`, value: `${fmt(r.p50, 1)} / ${fmt(r.p95, 1)} / ${fmt(r.max, 1)} ms` });
     rows.push({ figure: '  p99', value: `${fmt(r.p99, 1)} ms`, goal: '≤ 25 ms', met: r.p99 <= 25 });
@@ -659,6 +662,7 @@ try {
     if (r.publishCommitMeanMs !== null) rows.push({ figure: '  store writes as Herald saw them, mean: publish / outcomes', value: `${fmt(r.publishCommitMeanMs, 2)} / ${r.completeCommitMeanMs === null ? '?' : fmt(r.completeCommitMeanMs, 2)} ms` });
     if (r.publishCost) rows.push({ figure: '  a publish in the server: statements, their time', value: `${fmt(r.publishCost.statementsPerEvent, 1)}, ${fmt(r.publishCost.serverMsPerEvent, 2)} ms` });
     if (r.claimStatement) rows.push({ figure: '  claim statement in the server: mean, rows a claim', value: `${fmt(r.claimStatement.meanMs, 2)} ms, ${fmt(r.claimStatement.rowsPerCall, 1)}` });
+    if (trip) rows.push({ figure: '  a round trip to the server just before (SELECT $1): p50 / p99, client CPU', value: `${fmt(trip.p50Us)} / ${fmt(trip.p99Us)} µs, ${fmt(trip.clientCpuUs)} µs` });
   }
 
   if (wanted('fanout')) {
