@@ -152,6 +152,10 @@ describe('several processes on one PostgreSQL', { skip: !pgEnabled && 'PostgreSQ
       await call(api.url, 'POST', '/admin/v1/events', ADMIN, { tenant_id: tenant.id, entity: 'Employee', event: 'Add', entity_id: '1' });
       // The worker polls only once a minute: arriving within seconds means NOTIFY woke it.
       await rx.waitFor(1, 10_000);
+      // A burst of single publishes shares NOTIFYs (at most one each 5 ms a process), and the
+      // last commit of the burst is still announced: every event arrives without a poll.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => call(api.url, 'POST', '/admin/v1/events', ADMIN, { tenant_id: tenant.id, entity: 'Employee', event: 'Add', entity_id: `burst-${i}` })));
+      await rx.waitFor(21, 10_000);
       api.kill('SIGTERM');
       worker.kill('SIGTERM');
       await api.exited;
