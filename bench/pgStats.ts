@@ -129,11 +129,11 @@ export class BenchPg {
 
   /**
    * What one round trip to the server costs on this machine now: `n` prepared `SELECT $1` one
-   * after another on one session over Herald's URL, the wall time's p50 and p99 and the
+   * after another on one session over Herald's URL: each one's wall time (µs, sorted) and the
    * client's CPU (user + system) per query. A baseline for the latency run, whose every publish,
    * claim and outcome is such a round trip: it moved by more than 5× between days here.
    */
-  async roundTrip(n = 2000): Promise<{ p50Us: number; p99Us: number; clientCpuUs: number }> {
+  async roundTrip(n = 2000): Promise<{ sortedUs: number[]; clientCpuUs: number }> {
     const c = new pg.Client({ connectionString: this.url });
     await c.connect();
     try {
@@ -147,8 +147,7 @@ export class BenchPg {
         times.push((performance.now() - t) * 1000);
       }
       const cpu = process.cpuUsage(cpu0);
-      times.sort((a, b) => a - b);
-      return { p50Us: times[Math.floor(n * 0.5)]!, p99Us: times[Math.floor(n * 0.99)]!, clientCpuUs: (cpu.user + cpu.system) / n };
+      return { sortedUs: times.sort((a, b) => a - b), clientCpuUs: (cpu.user + cpu.system) / n };
     } finally {
       await c.end();
     }

@@ -652,7 +652,8 @@ try {
     log(`latency ${engine}`);
     // The machine's own cost of a round trip to the server, just before: the latency goal is
     // absolute, and each publish, claim and outcome is such a round trip.
-    const trip = engine === 'postgres' ? await benchPg!.roundTrip() : null;
+    const sample = engine === 'postgres' ? await benchPg!.roundTrip() : null;
+    const trip = sample && { p50Us: pctOf(sample.sortedUs, 50), p99Us: pctOf(sample.sortedUs, 99), clientCpuUs: sample.clientCpuUs };
     const r = { ...(await latency(rx, engine, SIZES.latencyRate, SIZES.latencySeconds)), roundTrip: trip };
     results[engine === 'sqlite' ? 'latency' : 'latency_postgres'] = r;
     rows.push({ figure: `latency publish→receipt, ${name}, ${SIZES.latencyRate}/s for ${SIZES.latencySeconds} s: p50 / p95 / max`, value: `${fmt(r.p50, 1)} / ${fmt(r.p95, 1)} / ${fmt(r.max, 1)} ms` });

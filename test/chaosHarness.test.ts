@@ -35,7 +35,7 @@ test('a request held open while another for the same pair arrives is an overlap;
     const b = await opened(rx.base);
     sockets.push(b);
     b.write(raw(rx.base, path, 'k1'));
-    await eventually(() => rx.routeRecord('held')!.overlaps === 1, 5000, 'the overlap counted');
+    await eventually(() => rx.routeRecord('held')!.overlapLog.length === 1, 5000, 'the overlap counted');
 
     // Many pairs whose first is closed by the sender just before the second is written, both
     // read by a receiver that was busy meanwhile: none is an overlap.
@@ -56,8 +56,8 @@ test('a request held open while another for the same pair arrives is an overlap;
       await eventually(() => (rx.routeRecord('closing')!.arrivals.get(key) ?? 0) === 2, 5000, `${key} arrived twice`);
     }
     await new Promise((r) => setTimeout(r, 50));
-    assert.equal(rx.routeRecord('closing')!.overlaps, 0, 'a close already in before the second request is not an overlap');
-    assert.equal(rx.routeRecord('held')!.overlaps, 1);
+    assert.equal(rx.routeRecord('closing')!.overlapLog.length, 0, 'a close already in before the second request is not an overlap');
+    assert.equal(rx.routeRecord('held')!.overlapLog.length, 1);
   } finally {
     for (const s of sockets) s.destroy();
     await rx.stop();

@@ -48,6 +48,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import type { Env } from '../../src/config.ts';
 import { openStore } from '../../src/store/open.ts';
+import type { SqlStore } from '../../src/store/sqlStore.ts';
 import { ADMIN } from '../helpers/herald.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -120,7 +121,6 @@ interface Route {
   oks: Map<string, number[]>;
   /** key -> the requests open now (numbered in arrival order). */
   open: Map<string, Set<number>>;
-  overlaps: number;
   /** For each overlap: the key, when the open request arrived, when the second did (checkStore keeps those Herald's records do not disprove). */
   overlapLog: { key: string; firstAt: number; secondAt: number }[];
   /** key -> when its latest request arrived. */
@@ -169,7 +169,7 @@ export class RecordingReceiver {
 
   /** A route and its URL. */
   route(name: string, behaviour: Behaviour = behaviours.healthy()): { name: string; url: string } {
-    this.routes.set(name, { name, behaviour, arrivals: new Map(), oks: new Map(), open: new Map(), overlaps: 0, overlapLog: [], lastArrival: new Map(), unparsable: 0, total: 0 });
+    this.routes.set(name, { name, behaviour, arrivals: new Map(), oks: new Map(), open: new Map(), overlapLog: [], lastArrival: new Map(), unparsable: 0, total: 0 });
     return { name, url: `${this.base}/r/${name}` };
   }
 
@@ -200,11 +200,10 @@ export class RecordingReceiver {
       open?.delete(self);
       if (open?.size === 0) route.open.delete(key);
     };
-    res.on('close', close);
     // Herald closing its side ends its attempt, whether or not this receiver has answered yet.
     const sock = req.socket;
     sock.once('end', close);
-    res.on('close', () => sock.off('end', close));
+    res.on('close', () => { sock.off('end', close); close(); });
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       key = keyOf(Buffer.concat(chunks).toString('utf8'));
@@ -221,7 +220,6 @@ export class RecordingReceiver {
         setImmediate(() => setImmediate(() => {
           const still = route.open.get(k);
           if (!earlier.some((id) => still?.has(id))) return;
-          route.overlaps++;
           route.overlapLog.push({ key: k, firstAt, secondAt });
         }));
       }
@@ -492,7 +490,7 @@ export class Ledger {
     let unaccepted = 0;
     const dupByRoute = new Map<string, number>();
     for (const r of rx.allRoutes()) {
-      overlaps += r.overlaps;
+      overlaps += r.overlapLog.length;
       unaccepted += r.unparsable;
       for (const times of r.oks.values()) if (times.length > 1) {
         duplicates += times.length - 1;
@@ -564,6 +562,15 @@ export async function checkStore(env: Env, rx?: RecordingReceiver, o: { expectWa
  * all by one process (one clock: attempts of two processes on stepped clocks cannot be put in
  * order), each begun after the one before it ended. Anything else stands.
  */
+/** The attempts Herald recorded for one (route, event key) of this receiver, in order. */
+function attemptsOf(store: SqlStore, rx: RecordingReceiver, route: string, key: string) {
+  return store.db.all<{ attempt_no: number; started_at: number | string; duration_ms: number | string | null; status_code: number | null; error_kind: string | null; error: string | null; worker: string | null }>(
+    `SELECT a.attempt_no, a.started_at, a.duration_ms, a.status_code, a.error_kind, a.error, a.worker FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+     JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id WHERE e.entity_id = $1 AND s.url = $2 ORDER BY a.attempt_no`,
+    [key, `${rx.base}/r/${route}`],
+  );
+}
+
 async function confirmOverlaps(env: Env, rx: RecordingReceiver): Promise<void> {
   const routes = rx.allRoutes().filter((r) => r.overlapLog.length > 0);
   if (routes.length === 0) return;
@@ -572,18 +579,13 @@ async function confirmOverlaps(env: Env, rx: RecordingReceiver): Promise<void> {
     for (const r of routes) {
       const kept: typeof r.overlapLog = [];
       for (const o of r.overlapLog) {
-        const attempts = await store.db.all<{ started_at: number | string; duration_ms: number | string | null; worker: string | null }>(
-          `SELECT a.started_at, a.duration_ms, a.worker FROM attempts a JOIN deliveries d ON d.id = a.delivery_id JOIN events e ON e.id = d.event_id
-           JOIN subscriptions s ON s.id = d.subscription_id WHERE e.entity_id = $1 AND s.url = $2 ORDER BY a.attempt_no`,
-          [o.key, `${rx.base}/r/${r.name}`],
-        );
+        const attempts = await attemptsOf(store, rx, r.name, o.key);
         const oneProcess = new Set(attempts.map((a) => a.worker)).size === 1;
         const inTurn = attempts.every((a, i) => i === 0 || Number(a.started_at) >= Number(attempts[i - 1]!.started_at) + Number(attempts[i - 1]!.duration_ms ?? Infinity));
         const disproved = attempts.length >= (r.arrivals.get(o.key) ?? 0) && oneProcess && inTurn;
         if (!disproved) kept.push(o);
       }
       r.overlapLog = kept;
-      r.overlaps = kept.length;
     }
   } finally {
     await store.close();
@@ -643,11 +645,7 @@ export async function explain(env: Env, rx: RecordingReceiver, limit = 5): Promi
   const store = await openStore({ databaseUrl: env.DATABASE_URL ?? null, databaseSchema: env.HERALD_DATABASE_SCHEMA ?? 'public', dataDir: env.HERALD_DATA_DIR! });
   try {
     for (const p of pairs) {
-      const rows = await store.db.all(
-        `SELECT a.attempt_no, a.started_at, a.duration_ms, a.status_code, a.error_kind, a.error, a.worker FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-         JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id WHERE e.entity_id = $1 AND s.url LIKE $2 ORDER BY a.id`,
-        [p.key, `%/r/${p.route}`],
-      );
+      const rows = await attemptsOf(store, rx, p.route, p.key);
       console.log(`chaos ${p.why} ${p.route} ${p.key}`, JSON.stringify(p.seen), JSON.stringify(rows));
     }
   } finally {
