@@ -16,14 +16,20 @@ export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number
   const rows = ctx.db.engine === 'postgres'
     ? await claimInOneStatement(ctx, limit, now, now + leaseMs, token, skip, room, cutoff)
     : await ctx.db.tx((t) => claimStepByStep(t, limit, now, now + leaseMs, token, skip, room, cutoff));
-  // A claim often holds many deliveries to one subscription: read its row once.
-  const subs = new Map<string, Subscription>();
+  // A claim often holds many deliveries to one subscription: read its row once (on
+  // PostgreSQL it comes only with the first of them).
+  const subs = new Map<string, { sub: Subscription; streak: number }>();
+  for (const r of rows) if (r.sub && !subs.has(r.subscription_id)) subs.set(r.subscription_id, { sub: subscriptionOf(r.sub), streak: Number(r.sub.failure_streak ?? 0) });
   return rows.map((r) => {
-    let sub = subs.get(r.subscription_id);
-    if (!sub) subs.set(r.subscription_id, (sub = subscriptionOf(r.sub)));
-    return { delivery: deliveryOf(r, now), leaseToken: token, event: eventOf(r.ev), subscription: sub, tenantNumber: Number(r.tenant_number), failureStreak: Number(r.sub.failure_streak ?? 0) };
+    const { sub, streak } = subs.get(r.subscription_id)!;
+    return { delivery: deliveryOf(r, now), leaseToken: token, event: eventOf(r.ev ?? eventColumns(r)), subscription: sub, tenantNumber: Number(r.tenant_number), failureStreak: streak };
   });
 }
+
+/** The event's columns a PostgreSQL claim returns beside the delivery's, prefixed `ev_`. */
+const EVENT_COLUMNS = ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'];
+
+const eventColumns = (r: Row): Row => Object.fromEntries(EVENT_COLUMNS.map((c) => [c, r[`ev_${c}`]]));
 
 /**
  * Ordered subscriptions (migration 006): a delivery in an entity's line is taken only when
@@ -119,8 +125,11 @@ async function claimInOneStatement(ctx: StoreContext, limit: number, now: number
      ), upd AS (
        UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING ${CLAIMED_COLUMNS('d')}
      )
-     SELECT ${CLAIMED_COLUMNS('upd')}, row_to_json(e) AS ev, row_to_json(s) AS sub, t.number AS tenant_number
+     SELECT ${CLAIMED_COLUMNS('upd')}, ${EVENT_COLUMNS.map((c) => `e.${c} AS ev_${c}`).join(', ')},
+       CASE WHEN ROW_NUMBER() OVER (PARTITION BY upd.subscription_id) = 1 THEN row_to_json(s) END AS sub, t.number AS tenant_number
      FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
+    // The event comes as plain columns, not as JSON (which escaped and unescaped its whole
+    // body once more for each delivery), and the subscription once per claim, not per row.
     // The window is no wider than the claim: each row in it is locked, and a lock is a write.
     [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token, ...(cutoff === null ? [] : [cutoff])],
     { prepared: true },
