@@ -31,9 +31,9 @@ const { values: args } = parseArgs({
 
 const MODE = args.tiny ? 'tiny' : args.quick ? 'quick' : 'full';
 const SIZES = {
-  full: { throughput: 50_000, scaleout: 20_000, latencyRate: 500, latencySeconds: 20, fanout: 10_000, backlogLarge: 1_000_000, backlogSmall: 10_000, isolationEvents: 5_000, slowMs: 5000, timeoutMs: 10_000, warmup: 5_000 },
-  quick: { throughput: 5_000, scaleout: 3_000, latencyRate: 200, latencySeconds: 3, fanout: 500, backlogLarge: 50_000, backlogSmall: 5_000, isolationEvents: 1_000, slowMs: 5000, timeoutMs: 10_000, warmup: 2_000 },
-  tiny: { throughput: 300, scaleout: 200, latencyRate: 50, latencySeconds: 1, fanout: 30, backlogLarge: 2_000, backlogSmall: 200, isolationEvents: 100, slowMs: 1000, timeoutMs: 2000, warmup: 100 },
+  full: { throughput: 50_000, scaleout: 20_000, latencyRate: 500, latencySeconds: 20, fanout: 10_000, backlogLarge: 1_000_000, backlogSmall: 10_000, isolationEvents: 5_000, slowMs: 5000, timeoutMs: 10_000, warmup: 5_000, latencyWarmEvents: 12_000 },
+  quick: { throughput: 5_000, scaleout: 3_000, latencyRate: 200, latencySeconds: 3, fanout: 500, backlogLarge: 50_000, backlogSmall: 5_000, isolationEvents: 1_000, slowMs: 5000, timeoutMs: 10_000, warmup: 2_000, latencyWarmEvents: 1_000 },
+  tiny: { throughput: 300, scaleout: 200, latencyRate: 50, latencySeconds: 1, fanout: 30, backlogLarge: 2_000, backlogSmall: 200, isolationEvents: 100, slowMs: 1000, timeoutMs: 2000, warmup: 100, latencyWarmEvents: 20 },
 }[MODE];
 // --events N: the throughput and scale-out runs' size, whatever the mode.
 if (args.events) SIZES.throughput = SIZES.scaleout = Number(args.events);
@@ -159,7 +159,9 @@ class HeraldProc {
       if (status === 200) break;
       await sleep(20);
     }
-    h.pool = new Pool(h.url, { connections: 8 });
+    // Enough connections that the latency run's open loop never waits for one in the harness
+    // (with 8, a publish slower than 16 ms queued every later one at 500/s).
+    h.pool = new Pool(h.url, { connections: 64 });
     return h;
   }
 
@@ -391,40 +393,62 @@ async function latency(rx: ReceiverProc, engine: 'sqlite' | 'postgres', rate: nu
       const e = await h.call('POST', '/admin/v1/events', ADMIN, eventJson(tenantId, i));
       sentAt.set(e.id, { call: t, answer: now() });
     };
-    // Warm-up, not measured.
-    const warm = new Map<string, { call: number; answer: number }>();
-    for (let i = 0; i < 50; i++) await publish(i, warm);
-    await rx.waitFor(prefix, 50, patience);
+    // The harness's own pauses of more than 10 ms between two turns of the loop (its event
+    // loop was late), when each publish left late and several then left at once.
+    const loopGaps: { at: number; ms: number }[] = [];
+    // Open loop: each publish leaves at its scheduled time, whether or not earlier ones are done.
+    const openLoop = async (first: number, total: number, sentAt: Map<string, { call: number; answer: number }>, perSecond = rate) => {
+      const inFlight: Promise<void>[] = [];
+      const start = now();
+      let sent = 0;
+      let last = start;
+      while (sent < total) {
+        const t = now();
+        if (t - last > 10) loopGaps.push({ at: last - start, ms: t - last });
+        last = t;
+        const due = Math.min(total, Math.floor(((t - start) / 1000) * perSecond) + 1);
+        while (sent < due) inFlight.push(publish(first + sent++, sentAt));
+        await sleep(1);
+      }
+      await Promise.all(inFlight);
+      return start;
+    };
+    // Warm-up, not measured, at twice the rate: a fresh process compiles its hot paths under
+    // load, and at 500/s its first 2.7 s all queued while it did. V8 optimised another batch
+    // of functions after about 10,000 single publishes (a burst of its compiler threads on
+    // both cores, seen with perf), which queued publishes for about 200 ms.
+    const warmCount = SIZES.latencyWarmEvents;
+    await openLoop(0, warmCount, new Map(), rate * 2);
+    await rx.waitFor(prefix, warmCount, patience);
+    if (engine === 'postgres') await settled(h.schema!, 10_000);
     await benchPg?.resetStatements();
+    const metricsBefore = await h.metrics().catch(() => '');
     const total = Math.round(rate * seconds);
     const sentAt = new Map<string, { call: number; answer: number }>();
-    const inFlight: Promise<void>[] = [];
-    const start = now();
-    let sent = 0;
-    // Open loop: each publish leaves at its scheduled time, whether or not earlier ones are done.
-    while (sent < total) {
-      const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate) + 1);
-      while (sent < due) inFlight.push(publish(1000 + sent++, sentAt));
-      await sleep(1);
-    }
-    await Promise.all(inFlight);
-    await rx.waitFor(prefix, 50 + total, patience);
+    const start = await openLoop(warmCount, total, sentAt);
+    await rx.waitFor(prefix, warmCount + total, patience);
     const times = await rx.times();
     const lat = [...sentAt].map(([id, t]) => (times.get(id) ?? NaN) - t.call).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
     const pct = (p: number) => pctOf(lat, p);
-    const commits = commitMeans(await h.metrics().catch(() => ''));
+    const commits = commitMeans(metricsBefore, await h.metrics().catch(() => ''));
     // The store's side, read once Herald has stopped writing.
     if (engine === 'postgres') await settled(h.schema!, 10_000);
     const claimStatement = engine === 'postgres' ? await claimStatementMean() : null;
     const publishCost = engine === 'postgres' ? await publishStatements(total) : null;
     await h.halt();
     const recorded = await storeTimes(h, [...sentAt.keys()]);
-    const perEvent: { total: number; stages: number[] }[] = [];
+    const perEvent: { call: number; total: number; stages: number[] }[] = [];
     for (const [id, t] of sentAt) {
       const r = recorded.get(id);
       const got = times.get(id);
       if (!r || got === undefined) continue;
-      perEvent.push({ total: got - t.call, stages: [r.createdAt - t.call, t.answer - r.createdAt, r.startedAt - r.createdAt, r.startedAt - t.answer, got - r.startedAt] });
+      perEvent.push({ call: t.call - start, total: got - t.call, stages: [r.createdAt - t.call, t.answer - r.createdAt, r.startedAt - r.createdAt, r.startedAt - t.answer, got - r.startedAt] });
+    }
+    // BENCH_LATENCY_DUMP=FILE: every event's call time (ms into the run), total and stages, one
+    // JSON line each, to tell a stall that delays a run of events from a spread-out tail.
+    if (process.env.BENCH_LATENCY_DUMP) {
+      writeFileSync(`${process.env.BENCH_LATENCY_DUMP}.${engine}.jsonl`, perEvent.map((e) => JSON.stringify(e)).join('\n') + '\n');
+      writeFileSync(`${process.env.BENCH_LATENCY_DUMP}.${engine}.gaps.json`, JSON.stringify(loopGaps));
     }
     perEvent.sort((a, b) => a.total - b.total);
     const slowest = perEvent.slice(Math.floor(perEvent.length * 0.99));
@@ -441,13 +465,17 @@ async function latency(rx: ReceiverProc, engine: 'sqlite' | 'postgres', rate: nu
   }
 }
 
-/** Mean time of each store write from Herald's herald_store_commit_duration_seconds histogram, in ms. */
-function commitMeans(text: string): Record<string, number | null> {
+/**
+ * Mean time of each store write from Herald's herald_store_commit_duration_seconds histogram,
+ * in ms, between two readings of /metrics (so that the warm-up is left out).
+ */
+function commitMeans(before: string, after: string): Record<string, number | null> {
+  const read = (text: string, op: string, what: 'sum' | 'count') =>
+    Number(new RegExp(`herald_store_commit_duration_seconds_${what}\\{operation="${op}"\\} (\\S+)`).exec(text)?.[1] ?? 0);
   const out: Record<string, number | null> = { publish: null, complete: null };
   for (const op of Object.keys(out)) {
-    const sum = new RegExp(`herald_store_commit_duration_seconds_sum\\{operation="${op}"\\} (\\S+)`).exec(text);
-    const count = new RegExp(`herald_store_commit_duration_seconds_count\\{operation="${op}"\\} (\\S+)`).exec(text);
-    if (sum && count && Number(count[1]) > 0) out[op] = (Number(sum[1]) / Number(count[1])) * 1000;
+    const count = read(after, op, 'count') - read(before, op, 'count');
+    if (count > 0) out[op] = ((read(after, op, 'sum') - read(before, op, 'sum')) / count) * 1000;
   }
   return out;
 }
