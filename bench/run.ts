@@ -523,7 +523,8 @@ async function storeTimes(h: HeraldProc, ids: string[]): Promise<Map<string, { c
 }
 
 async function fanout(rx: ReceiverProc, subscriptions: number) {
-  const h = await HeraldProc.start('sqlite');
+  // One tenant holds them all: above the 1,000 a tenant may have by default.
+  const h = await HeraldProc.start('sqlite', { HERALD_MAX_SUBSCRIPTIONS_PER_TENANT: String(Math.max(1000, subscriptions)) });
   try {
     const prefix = '/fan/';
     const { tenantId } = await tenantWithEndpoints(h, Array.from({ length: subscriptions }, () => rx.url + prefix));
