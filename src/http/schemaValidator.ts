@@ -123,6 +123,31 @@ export const heraldValidatorCompiler: FastifySchemaCompiler<unknown> = ({ schema
  * than answer one engine's write failure with a 500. Iterative: bodies may nest deeply.
  */
 export function nulField(data: unknown): string | null {
+  return hasNul(data) ? nulPath(data) : null;
+}
+
+/** Whether any string or key holds U+0000: the common answer, found without naming fields. */
+function hasNul(data: unknown): boolean {
+  const stack: unknown[] = [data];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return true;
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+    } else if (v !== null && typeof v === 'object') {
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        if (k.includes('\u0000')) return true;
+        stack.push((v as Record<string, unknown>)[k]);
+      }
+    }
+  }
+  return false;
+}
+
+/** The field's name for nulField, once a NUL is known to be there. */
+function nulPath(data: unknown): string | null {
   const stack: [unknown, string][] = [[data, '']];
   while (stack.length > 0) {
     const [v, at] = stack.pop()!;
