@@ -18,6 +18,9 @@ export const subscriptionOf = (r: Row): Subscription => ({
   createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
 });
 
+/** The columns of an event's row, in the order publishes write them (eventOf reads them all). */
+export const EVENT_COLUMNS = ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'];
+
 export const eventOf = (r: Row): HeraldEvent => ({
   id: r.id, tenantId: r.tenant_id, entity: r.entity, event: r.event, entityId: r.entity_id,
   entityUri: r.entity_uri, parentType: r.parent_type, parentId: r.parent_id, data: JSON.parse(r.data),

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ClaimedDelivery, Subscription } from '../../domain/model.ts';
 import type { Db, Param } from '../db.ts';
-import { deliveryOf, eventOf, subscriptionOf, type Row } from '../rows.ts';
+import { deliveryOf, EVENT_COLUMNS, eventOf, subscriptionOf, type Row } from '../rows.ts';
 import type { ClaimOptions, ClaimRoom } from '../store.ts';
 import type { StoreContext } from './context.ts';
 
@@ -26,9 +26,7 @@ export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number
   });
 }
 
-/** The event's columns a PostgreSQL claim returns beside the delivery's, prefixed `ev_`. */
-const EVENT_COLUMNS = ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'];
-
+/** The event's columns as a PostgreSQL claim returns them beside the delivery's, prefixed `ev_`. */
 const eventColumns = (r: Row): Row => Object.fromEntries(EVENT_COLUMNS.map((c) => [c, r[`ev_${c}`]]));
 
 /**

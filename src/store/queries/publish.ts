@@ -5,7 +5,7 @@ import { UnknownTenantError } from '../../domain/errors.ts';
 import { uuidv7, type EventId } from '../../domain/ids.ts';
 import type { HeraldEvent, NewEvent, PublishResult } from '../../domain/model.ts';
 import { insertMany, type Db, type Param } from '../db.ts';
-import { eventOf, json } from '../rows.ts';
+import { EVENT_COLUMNS, eventOf, json } from '../rows.ts';
 import type { StoreContext } from './context.ts';
 import { orderKey, promoteHeads, type Line } from './lines.ts';
 
@@ -41,8 +41,7 @@ interface LiveSubscription { id: string; filters: string[]; paused: boolean; ord
 const liveSubscriptions = (rows: Record<string, any>[]): LiveSubscription[] =>
   rows.filter((r) => r.id !== null).map((r) => ({ id: r.id as string, filters: JSON.parse(r.filters as string) as string[], paused: Boolean(r.paused), ordered: r.ordering === 'entity' }));
 
-/** An event's columns, and its row in their order (created_at, the 11th, is also its deliveries' times). */
-const EVENT_COLUMNS = ['id', 'tenant_id', 'entity', 'event', 'entity_id', 'entity_uri', 'parent_type', 'parent_id', 'data', 'occurred_at', 'created_at', 'idempotency_key'];
+/** An event's row in the order of EVENT_COLUMNS (created_at, the 11th, is also its deliveries' times). */
 const eventRow = (ev: HeraldEvent): Param[] =>
   [ev.id, ev.tenantId, ev.entity, ev.event, ev.entityId, ev.entityUri, ev.parentType, ev.parentId, json(ev.data), ev.occurredAt, ev.createdAt, ev.idempotencyKey];
 
