@@ -69,9 +69,8 @@ export class SqlStore implements Store, StoreContext {
    * the NOTIFY costs the other processes only their next poll.
    */
   async notifyDue(t: Db): Promise<void> {
-    if (!this.notifySql) return;
-    if (t.afterCommit) t.afterCommit(() => this.announce());
-    else await t.all(this.notifySql);
+    // Only PostgreSQL has something to announce, and its Db always takes an afterCommit.
+    if (this.notifySql) t.afterCommit?.(() => this.announce());
   }
 
   /** A NOTIFY in flight; another wanted meanwhile (one more is sent once it is done). */
