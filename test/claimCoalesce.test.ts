@@ -2,6 +2,7 @@
 // wakes the dispatcher, and without a least time between claims every event would cost a claim
 // of its own (at 500 single publishes a second on SQLite, claims were a quarter of the main
 // thread). Each claim the dispatcher makes is recorded on the way through the real store.
+// An ordered line's next delivery has nothing to gather with: it is claimed at once.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHerald, type TestHerald } from './helpers/herald.ts';
@@ -28,7 +29,7 @@ function record(h: TestHerald): Claim[] {
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`claims under a stream of publishes on ${engine}`, { skip: engine === 'postgres' && !pgEnabled && 'PostgreSQL not reachable' }, () => {
-    test('after a claim that came back short the next begins no sooner than the setting, whatever wakes it; after a full claim the next follows at once', async () => {
+    test('after a claim that came back short the next begins no sooner than the setting, however many publishes wake it; after a full claim the next follows at once', async () => {
       const rx = await new Receiver().start();
       const h = await startHerald(engine, { HERALD_CLAIM_COALESCE_MS: String(GAP), HERALD_CLAIM_BATCH: String(BATCH) });
       try {
@@ -62,6 +63,30 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           assert.ok(next && next.at - c.at < GAP, `a full claim was followed at once, not after the gap: ${JSON.stringify(claims.slice(before))}`);
         }
         assert.ok(claims.filter((c) => c.got > 0).length < 20, 'fewer claims took deliveries than there were events');
+      } finally {
+        await h.stop();
+        await rx.stop();
+      }
+    });
+
+    test("the next delivery of an entity's line is claimed at once when the one before it is finished, not after the gap", async () => {
+      const rx = await new Receiver().start();
+      // The longest gap allowed, far longer than a step of the line takes here.
+      const h = await startHerald(engine, { HERALD_CLAIM_COALESCE_MS: String(GAP) });
+      try {
+        const log = record(h);
+        const t = await h.tenant();
+        assert.equal((await h.call('POST', '/api/v1/endpoints', t.credentials.api_token, { url: `${rx.url}/hook`, ordering: 'entity' })).status, 201);
+        const line = [0, 1, 2].map((i) => ({ tenant_id: t.id, entity: 'Employee', event: 'Update', entity_id: 'one', data: { step: i } }));
+        assert.equal((await h.admin('POST', '/admin/v1/events/batch', { events: line })).status, 202);
+        await rx.waitFor(3, 15_000);
+        const taking = log.filter((c) => c.got > 0);
+        assert.equal(taking.reduce((n, c) => n + c.got, 0), 3, `one at a time, each once: ${JSON.stringify(log)}`);
+        assert.equal(taking.length, 3, 'each step of the line in a claim of its own');
+        for (let i = 1; i < taking.length; i++) {
+          const waited = taking[i]!.at - taking[i - 1]!.at;
+          assert.ok(waited < GAP, `step ${i} was claimed ${waited.toFixed(0)} ms after the one before: ${JSON.stringify(log)}`);
+        }
       } finally {
         await h.stop();
         await rx.stop();

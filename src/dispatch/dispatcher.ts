@@ -94,6 +94,8 @@ export class Dispatcher {
   /** When the last claim began (monotonic), and whether it came back with less than it asked for. */
   private lastClaimAt = -Infinity;
   private lastShort = false;
+  /** The next claim goes at once, without the wait after a short one (wake(true)). */
+  private skipGap = false;
   /** Ends the wait between claims early; set only during it (stop). */
   private endGap: (() => void) | null = null;
   private wakeUp: (() => void) | null = null;
@@ -144,9 +146,18 @@ export class Dispatcher {
     this.loopDone = this.loop();
   }
 
-  /** Something became due: look now rather than at the next poll. */
-  wake = (): void => {
+  /**
+   * Something became due: look now rather than at the next poll. `now`: without the wait
+   * between claims either. That wait gathers publishes into one claim; the next delivery of
+   * an entity's line becomes due only when the one before it is finished, so it has nothing
+   * to gather, and each step of a line would wait it out (a line ran at 200 a second).
+   */
+  wake = (now = false): void => {
     this.woken = true;
+    if (now) {
+      this.skipGap = true;
+      this.endGap?.();
+    }
     const w = this.wakeUp;
     this.wakeUp = null;
     w?.();
@@ -193,10 +204,11 @@ export class Dispatcher {
         continue;
       }
       const want = Math.min(this.o.claimBatch, room);
-      if (this.lastShort) {
+      if (this.lastShort && !this.skipGap) {
         await this.gap();
         if (!this.running) break;
       }
+      this.skipGap = false;
       this.woken = false;
       let claims: ClaimedDelivery[];
       // The store's lease runs from when it took the claim: timed from the answer instead, a

@@ -51,13 +51,13 @@ export class SqlStore implements Store, StoreContext {
     return this.db.close();
   }
 
-  async listen(wake: () => void): Promise<void> {
+  async listen(wake: (now?: boolean) => void): Promise<void> {
     this.wakeDispatcher = wake;
     if (this.onListen) await this.onListen(wake);
   }
 
   /** This process's dispatcher, once it listens: an ordered delivery's outcome makes the next in its line due. */
-  private wakeDispatcher: (() => void) | null = null;
+  private wakeDispatcher: ((now?: boolean) => void) | null = null;
 
   /**
    * Tells other processes that deliveries became due (no-op on SQLite), once `t` has
@@ -149,8 +149,9 @@ export class SqlStore implements Store, StoreContext {
     // the next poll, or every step of a line would wait for one.
     const finished = items.filter((x, i) => recorded[i] && x.outcome.kind !== 'retry' && x.claim.subscription.ordering === 'entity');
     if (finished.length > 0) {
-      // The trigger made the next due already, but for a publish racing with it: wake first.
-      this.wakeDispatcher?.();
+      // The trigger made the next due already, but for a publish racing with it: wake first,
+      // past the wait that gathers publishes into one claim (a line's next has none to join).
+      this.wakeDispatcher?.(true);
       try {
         await promoteHeads(this.db.relaxed, finished.map((x) => ({ sub: x.claim.subscription.id, key: orderKey(x.claim.event.entity, x.claim.event.entityId) })), this.clock.now());
       } catch {

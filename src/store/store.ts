@@ -27,8 +27,11 @@ export interface Store {
   readonly engine: 'sqlite' | 'postgres';
   migrate(): Promise<number[]>;
   close(): Promise<void>;
-  /** Calls `wake` when another process makes deliveries due (PostgreSQL LISTEN/NOTIFY). */
-  listen(wake: () => void): Promise<void>;
+  /**
+   * Calls `wake` when another process makes deliveries due (PostgreSQL LISTEN/NOTIFY), and
+   * `wake(true)` when an outcome made the next delivery of an entity's line due.
+   */
+  listen(wake: (now?: boolean) => void): Promise<void>;
 
   createTenant(name: string, clientId: string, hashes: TenantCredentialHashes): Promise<Tenant>;
   listTenants(): Promise<Tenant[]>;
