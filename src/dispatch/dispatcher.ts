@@ -71,11 +71,10 @@ export type DeliveryTally = { attempts: number; throttled?: number; createdAt: n
  * again when the receiver asked, without using up a retry, while the delivery is younger
  * than the schedule's span; after that it counts as any failure does.
  */
-export function decideOutcome(res: SendResult, d: DeliveryTally, retry: RetryPolicy, now: number): Outcome {
+export function decideOutcome(res: SendResult, d: DeliveryTally, retry: RetryPolicy, now: number, waitMs = retryAfterMs(retry, res.statusCode, res.retryAfter, now)): Outcome {
   const code = res.statusCode;
   if (code !== null && code >= 200 && code < 300) return { kind: 'succeeded' };
   if (code === 410) return { kind: 'gone' };
-  const waitMs = retryAfterMs(retry, code, res.retryAfter, now);
   if (waitMs !== null && throttleIsFree(retry, d.createdAt, now)) return { kind: 'retry', at: now + waitMs, throttled: true };
   const used = retriesUsed(retry, d.attempts + 1, d.throttled ?? 0, d.createdAt, now);
   const delay = nextRetryDelayMs(retry, used, waitMs === null ? null : waitMs / 1000);
@@ -493,20 +492,23 @@ export class Dispatcher {
       let res: SendResult;
       const sent: { headers?: Record<string, string>; startedAt?: number } = {};
       let heard = false;
+      // What the answer's Retry-After asks for, read once for the breaker and the outcome.
+      let waitMs: number | null = null;
       try {
         res = await this.send(c, sent);
         heard = true;
         // The breaker hears first, so that a claim waiting for this slot sees it open.
         const now = this.clock.now(), code = res.statusCode;
+        waitMs = retryAfterMs(this.o.retry, code, res.retryAfter, now);
         const change = this.breakers.answered(c.subscription.id, c.delivery.id, code !== null && code >= 200 && code < 300 ? { ok: true }
-          : { ok: false, retryAfterMs: retryAfterMs(this.o.retry, code, res.retryAfter, now) }, mono());
+          : { ok: false, retryAfterMs: waitMs }, mono());
         if (change) this.asideChanged(c.subscription.id, change, now);
       } finally {
         // No answer at all (a sender fault): a probe must not hold its breaker shut for ever.
         if (!heard) this.breakers.released(c.subscription.id, c.delivery.id);
         answered();
       }
-      let outcome = decideOutcome(res, c.delivery, this.o.retry, this.clock.now());
+      let outcome = decideOutcome(res, c.delivery, this.o.retry, this.clock.now(), waitMs);
       report = { claim: c, result: res, outcome: outcome.kind, recorded: null };
       const exhaustedStatus = this.o.envelopes[c.subscription.dialect]?.exhaustedStatus;
       // A dialect with its own out-of-service status uses it for 410 Gone too.
