@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BenchPg } from './pgStats.ts';
 import { uuidv7 } from '../src/domain/ids.ts';
-import { EVENT_COLUMNS } from '../src/store/rows.ts';
+import { claimedEventAndSubscription } from '../src/store/queries/claim.ts';
 
 const { values: args } = parseArgs({ options: { n: { type: 'string', default: '20000' }, variants: { type: 'string' }, repeat: { type: 'string', default: '1' }, interleave: { type: 'boolean', default: false }, explain: { type: 'boolean', default: false }, analyze: { type: 'boolean', default: false }, 'single-publish': { type: 'boolean', default: false } } });
 /** Interleaved: publish, claim and complete 1,000 at a time, as a busy Herald does (due work stays small); otherwise all of each phase before the next, as a backlog. */
@@ -61,11 +61,6 @@ const VARIANTS: Record<string, Variant> = {
 VARIANTS['queue-hot50'] = { ...VARIANTS['queue-hot']!, ddl: VARIANTS['queue-hot']!.ddl.replace('fillfactor = 80', 'fillfactor = 50') };
 
 const PAD = 'x'.repeat(900);
-
-// The claim's result as Herald's claim (src/store/queries/claim.ts) returns it: the event as
-// plain columns, the subscription once per claim.
-const EVENT_COLS = EVENT_COLUMNS.map((c) => `e.${c} AS ev_${c}`).join(', ');
-const SUB_ONCE = (d: string) => `CASE WHEN ROW_NUMBER() OVER (PARTITION BY ${d}.subscription_id) = 1 THEN row_to_json(s) END AS sub`;
 
 async function run(b: BenchPg, name: string, v: Variant) {
   const schema = `cycle_${name.replace(/-/g, '_')}_${randomBytes(3).toString('hex')}`;
@@ -139,7 +134,7 @@ async function run(b: BenchPg, name: string, v: Variant) {
              ), upd AS (
                UPDATE delivery_queue q SET due_at = $4, lease_token = $5 FROM win WHERE q.delivery_id = win.delivery_id RETURNING q.delivery_id
              )
-             SELECT d.*, ${EVENT_COLS}, ${SUB_ONCE('d')}, t.number AS tenant_number
+             SELECT d.*, ${claimedEventAndSubscription('d')}, t.number AS tenant_number
              FROM upd JOIN deliveries d ON d.id = upd.delivery_id JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
             values: [until, CLAIM, [], until + 60_000, token] }
           : {
@@ -156,7 +151,7 @@ async function run(b: BenchPg, name: string, v: Variant) {
              ), upd AS (
                UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING d.*
              )
-             SELECT upd.*, ${EVENT_COLS}, ${SUB_ONCE('upd')}, t.number AS tenant_number
+             SELECT upd.*, ${claimedEventAndSubscription('upd')}, t.number AS tenant_number
              FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
             values: [until, CLAIM, [], CLAIM, 1_000_000, [], [], until + 60_000, token] };
     // EXPLAIN (ANALYZE, BUFFERS) of one claim halfway through, rolled back.

@@ -30,6 +30,15 @@ export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number
 const eventColumns = (r: Row): Row => Object.fromEntries(EVENT_COLUMNS.map((c) => [c, r[`ev_${c}`]]));
 
 /**
+ * What a PostgreSQL claim returns beside the delivery's columns (`d`: the claimed rows): the
+ * event (`e`) as plain columns, not as JSON (which escaped and unescaped its whole body once
+ * more for each delivery), and the subscription (`s`) with the first of its deliveries only.
+ * Shared with bench/pgcycle.ts, which runs the claim on schema variants.
+ */
+export const claimedEventAndSubscription = (d: string): string => `${EVENT_COLUMNS.map((c) => `e.${c} AS ev_${c}`).join(', ')},
+       CASE WHEN ROW_NUMBER() OVER (PARTITION BY ${d}.subscription_id) = 1 THEN row_to_json(s) END AS sub`;
+
+/**
  * Ordered subscriptions (migration 006): a delivery in an entity's line is taken only when
  * nothing before it in the line is unfinished. Those behind the head normally wait out of
  * the claim's reach (next_attempt_at NULL), so this is the last guard rather than the filter
@@ -123,11 +132,8 @@ async function claimInOneStatement(ctx: StoreContext, limit: number, now: number
      ), upd AS (
        UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING ${CLAIMED_COLUMNS('d')}
      )
-     SELECT ${CLAIMED_COLUMNS('upd')}, ${EVENT_COLUMNS.map((c) => `e.${c} AS ev_${c}`).join(', ')},
-       CASE WHEN ROW_NUMBER() OVER (PARTITION BY upd.subscription_id) = 1 THEN row_to_json(s) END AS sub, t.number AS tenant_number
+     SELECT ${CLAIMED_COLUMNS('upd')}, ${claimedEventAndSubscription('upd')}, t.number AS tenant_number
      FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
-    // The event comes as plain columns, not as JSON (which escaped and unescaped its whole
-    // body once more for each delivery), and the subscription once per claim, not per row.
     // The window is no wider than the claim: each row in it is locked, and a lock is a write.
     [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token, ...(cutoff === null ? [] : [cutoff])],
     { prepared: true },
