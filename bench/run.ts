@@ -424,6 +424,10 @@ async function latency(rx: ReceiverProc, engine: 'sqlite' | 'postgres', rate: nu
     await openLoop(0, warmCount, new Map(), rate * 2);
     await rx.waitFor(prefix, warmCount, patience);
     if (engine === 'postgres') await settled(h.schema!, 10_000);
+    // The measured span runs on WAL files the warm-up filled, as on a server that has been up
+    // for a while (pgStats.ts recycleWal). The throughput runs do not do this: a checkpoint
+    // just before them would add full-page images to the WAL they count.
+    if (engine === 'postgres') await benchPg!.recycleWal();
     await benchPg?.resetStatements();
     const metricsBefore = await h.metrics().catch(() => '');
     const total = Math.round(rate * seconds);
