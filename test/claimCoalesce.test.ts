@@ -12,16 +12,18 @@ import { eventually, Receiver } from './helpers/receiver.ts';
 const GAP = 1000;
 const BATCH = 5;
 
-type Claim = { at: number; want: number; got: number };
+type Claim = { at: number; want: number; got: number; leftOut: number };
 
 function record(h: TestHerald): Claim[] {
   const log: Claim[] = [];
   const store = h.herald.store;
   const claimDue = store.claimDue.bind(store);
-  store.claimDue = async (limit, ...rest) => {
+  store.claimDue = async (limit, leaseMs, room, ...rest) => {
     const at = performance.now();
-    const got = await claimDue(limit, ...rest);
-    log.push({ at, want: limit, got: got.length });
+    const got = await claimDue(limit, leaseMs, room, ...rest);
+    // Subscriptions the claim had no room for, whose due rows it had to pass over.
+    const leftOut = [...(room?.bySubscription.values() ?? [])].filter((n) => n <= 0).length;
+    log.push({ at, want: limit, got: got.length, leftOut });
     return got;
   };
   return log;
@@ -63,6 +65,31 @@ for (const engine of ['sqlite', 'postgres'] as const) {
           assert.ok(next && next.at - c.at < GAP, `a full claim was followed at once, not after the gap: ${JSON.stringify(claims.slice(before))}`);
         }
         assert.ok(claims.filter((c) => c.got > 0).length < 20, 'fewer claims took deliveries than there were events');
+      } finally {
+        await h.stop();
+        await rx.stop();
+      }
+    });
+
+    test('a full claim that filled only subscriptions now full is not followed by a claim that leaves them out; their refill is', async () => {
+      // A subscription holds 2 in flight and 2 queued, and a claim takes 4: the first claim
+      // fills it. Passing over a full subscription's due backlog reads every row of it (about
+      // 100 ms a claim at 990,000 rows on SQLite), for nothing when no other has work.
+      const rx = await new Receiver().start();
+      const h = await startHerald(engine, {
+        HERALD_MAX_IN_FLIGHT_PER_ENDPOINT: '2', HERALD_CLAIM_BATCH: '4', HERALD_CLAIM_COALESCE_MS: '0', HERALD_POLL_INTERVAL_MS: '60000',
+      });
+      try {
+        const t = await h.tenant();
+        assert.equal((await h.call('POST', '/api/v1/endpoints', t.credentials.api_token, { url: `${rx.url}/hook` })).status, 201);
+        const log = record(h);
+        const batch = Array.from({ length: 40 }, (_, i) => ({ tenant_id: t.id, entity: 'Employee', event: 'Add', entity_id: `b-${i}` }));
+        assert.equal((await h.admin('POST', '/admin/v1/events/batch', { events: batch })).status, 202);
+        await rx.waitFor(40, 15_000);
+        const taking = log.filter((c) => c.got > 0);
+        assert.equal(taking.reduce((n, c) => n + c.got, 0), 40, `each delivery claimed once: ${JSON.stringify(log)}`);
+        assert.ok(taking.some((c) => c.got === c.want), `some claim was full: ${JSON.stringify(log)}`);
+        assert.deepEqual(log.filter((c) => c.leftOut > 0), [], `no claim had to leave the full subscription out: ${JSON.stringify(log)}`);
       } finally {
         await h.stop();
         await rx.stop();

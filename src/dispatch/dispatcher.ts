@@ -241,14 +241,21 @@ export class Dispatcher {
         this.leaseEnds.set(c, leaseEnd);
         this.admit(c);
       }
+      // A full claim whose deliveries all went to subscriptions that are now full counts as a
+      // short one: the next claim would leave them out, and passing over a full subscription's
+      // due backlog costs the claim a read of every row of it (about 100 ms at 990,000 on
+      // SQLite, where that blocks the process). Its refill wakes the loop, as does a publish.
+      const filledOnly = claims.length >= want && this.fillsOnlyFull(claims);
+      if (filledOnly) this.lastShort = true;
       // A claim that took a probe may have read a window of that subscription's rows and
       // left others due: look again at once, now that the subscription is out of the claim.
       const probed = this.probed;
       this.probed = false;
       if (probed) this.lastShort = false;
+      const short = claims.length < want || filledOnly;
       // Meanwhile the leases left alone look due, and the idle wait would spin on them: poll instead.
-      if (claims.length < want && seen.jumpMs > 0) { await this.wait(this.o.pollIntervalMs); continue; }
-      if (claims.length < want && !probed) await this.idle();
+      if (short && seen.jumpMs > 0) { await this.wait(this.o.pollIntervalMs); continue; }
+      if (short && !probed) await this.idle();
     }
   }
 
@@ -281,6 +288,12 @@ export class Dispatcher {
       }
     }
     if (ms > 0) await this.wait(ms);
+  }
+
+  /** Whether every subscription these claims went to has no room left for the next claim. */
+  private fillsOnlyFull(claims: ClaimedDelivery[]): boolean {
+    const room = this.room().bySubscription;
+    return claims.every((c) => (room.get(c.subscription.id) ?? 1) <= 0);
   }
 
   /**
