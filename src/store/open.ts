@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
@@ -54,6 +55,10 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
   pool.on('error', () => undefined);
   relaxed.on('error', () => undefined);
   const channel = `herald_due_${schema}`;
+  // Each process signs its NOTIFY and does not wake for its own: whatever made deliveries due
+  // in this process has woken its dispatcher already, as on SQLite, and the echo a round trip
+  // later only made a second claim, which passed over every full subscription's due rows.
+  const self = randomBytes(8).toString('hex');
   let listener: Client | null = null;
   let closed = false;
 
@@ -74,7 +79,7 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
         retryMs = Math.min(retryMs ? retryMs * 2 : 250, 5000);
         setTimeout(() => { void connect(false); }, retryMs).unref();
       };
-      c.on('notification', () => wake());
+      c.on('notification', (m) => { if (m.payload !== self) wake(); });
       c.on('error', onLost);
       c.on('end', () => onLost(new Error('the LISTEN connection ended')));
       try {
@@ -102,7 +107,7 @@ export async function openStore(o: StoreOptions): Promise<SqlStore> {
   };
 
   const db = new PostgresDb(pool, undefined, relaxed, undefined, o.databasePrepared ?? true);
-  const store = new SqlStore(db, { listen, notifySql: `SELECT pg_notify('${channel}', '')`, clock: o.clock });
+  const store = new SqlStore(db, { listen, notifySql: `SELECT pg_notify('${channel}', '${self}')`, clock: o.clock });
   const close = db.close.bind(db);
   db.close = async () => {
     closed = true;

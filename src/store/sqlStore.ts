@@ -69,7 +69,9 @@ export class SqlStore implements Store, StoreContext {
    * the NOTIFY costs the other processes only their next poll.
    */
   async notifyDue(t: Db): Promise<void> {
-    // Only PostgreSQL has something to announce, and its Db always takes an afterCommit.
+    // Only PostgreSQL has something to announce, and its Db always takes an afterCommit. This
+    // process does not hear its own NOTIFY (open.ts): what made the deliveries due wakes its
+    // dispatcher, as on SQLite.
     if (this.notifySql) t.afterCommit?.(() => this.announce());
   }
 
