@@ -2,7 +2,9 @@
 // wakes the dispatcher, and without a least time between claims every event would cost a claim
 // of its own (at 500 single publishes a second on SQLite, claims were a quarter of the main
 // thread). Each claim the dispatcher makes is recorded on the way through the real store.
-// An ordered line's next delivery has nothing to gather with: it is claimed at once.
+// An ordered line's next delivery has nothing to gather with: it is claimed at once. And a
+// claim that filled only subscriptions now full waits for their refill rather than passing
+// over their due rows at once.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHerald, type TestHerald } from './helpers/herald.ts';
