@@ -286,5 +286,33 @@ for (const engine of engines()) {
       await store.deleteSubscription(tenantId, a.id);
       await store.deleteSubscription(tenantId, b.id);
     });
+
+    test('a claim that leaves out the same full subscription starts where the last found work; what is due before that waits for a claim that takes it', async () => {
+      await drain();
+      const full = await sub();
+      const other = await sub();
+      await store.publish(Array.from({ length: 30 }, (_, i) => ev({ entityId: `c${i}` })));
+      const now = Date.now();
+      // The full subscription's backlog is older than anything of the other's.
+      await store.db.run('UPDATE deliveries SET next_attempt_at = $2 WHERE subscription_id = $1', [full.id, now - 3_600_000]);
+      await store.db.run('UPDATE deliveries SET next_attempt_at = $2 WHERE subscription_id = $1', [other.id, now - 600_000]);
+      const leaveOut = { bySubscription: new Map([[full.id, 0]]), otherwise: 100 };
+      const mine = (c: ClaimedDelivery[], id: string): string[] => c.filter((x) => x.subscription.id === id).map((x) => x.delivery.id);
+      const first = await store.claimDue(10, 60_000, leaveOut);
+      assert.equal(mine(first, other.id).length, 10);
+      assert.equal(mine(first, full.id).length, 0);
+      // One of the other's, now due before where that claim found work (as a publish that
+      // committed long after its clock was read would be).
+      const [late] = await store.db.all<{ id: string }>('SELECT id FROM deliveries WHERE subscription_id = $1 AND lease_token IS NULL ORDER BY id LIMIT 1', [other.id]);
+      await store.db.run('UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1', [late!.id, now - 1_800_000]);
+      const second = await store.claimDue(100, 60_000, leaveOut);
+      assert.equal(mine(second, other.id).length, 19, 'the rest of the other\'s, read from where the last claim began');
+      assert.ok(!mine(second, other.id).includes(late!.id), 'the window began after the full subscription\'s backlog');
+      const third = await store.claimDue(100, 60_000, { bySubscription: new Map([[full.id, 100]]), otherwise: 100 });
+      assert.equal(mine(third, full.id).length, 30);
+      assert.deepEqual(mine(third, other.id), [late!.id], 'a claim that takes the full subscription reads from the start');
+      await store.deleteSubscription(tenantId, full.id);
+      await store.deleteSubscription(tenantId, other.id);
+    });
   });
 }

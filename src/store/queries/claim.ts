@@ -6,6 +6,30 @@ import { deliveryOf, EVENT_COLUMNS, eventOf, subscriptionOf, type Row } from '..
 import type { ClaimOptions, ClaimRoom } from '../store.ts';
 import type { StoreContext } from './context.ts';
 
+/**
+ * Where the last claim that left subscriptions out found its first due delivery of another:
+ * every due row before `at` was theirs. A claim that leaves out at least the same ones starts
+ * its window there rather than reading past their whole due backlog again (about 0.1 µs a
+ * row: 12.5 ms a claim behind 100,000 on SQLite). `at` stays CURSOR_MARGIN_MS behind the
+ * claim's clock, for a publish committed late or made on a clock a little behind; a row due
+ * before it anyway waits for the next claim that takes those subscriptions again, at their
+ * next refill. Per store, so per process.
+ */
+interface SkipCursor { skip: Set<string>; at: number }
+const cursors = new WeakMap<StoreContext, SkipCursor>();
+export const CURSOR_MARGIN_MS = 5000;
+
+/** The window's lower bound for a claim that leaves `skip` out, or null for none. */
+function cursorFor(ctx: StoreContext, skip: string[], now: number): number | null {
+  const c = cursors.get(ctx);
+  if (!c || skip.length === 0) return null;
+  // A clock that stepped back: the bound may be ahead of rows due now.
+  if (c.at > now - CURSOR_MARGIN_MS) return null;
+  const leftOut = new Set(skip);
+  for (const id of c.skip) if (!leftOut.has(id)) return null;
+  return c.at;
+}
+
 export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number, room: ClaimRoom = { bySubscription: new Map(), otherwise: limit }, options: ClaimOptions = {}): Promise<ClaimedDelivery[]> {
   const token = randomBytes(12).toString('base64url');
   const skip = [...room.bySubscription].filter(([, n]) => n <= 0).map(([id]) => id);
@@ -13,9 +37,12 @@ export async function claimDue(ctx: StoreContext, limit: number, leaseMs: number
   // Run-out leases are taken over only up to the cutoff; without one the statements stay as
   // they were (on SQLite, the due index alone answers them).
   const cutoff = options.leaseCutoff !== undefined && options.leaseCutoff < now ? Math.floor(options.leaseCutoff) : null;
-  const rows = ctx.db.engine === 'postgres'
-    ? await claimInOneStatement(ctx, limit, now, now + leaseMs, token, skip, room, cutoff)
-    : await ctx.db.tx((t) => claimStepByStep(t, limit, now, now + leaseMs, token, skip, room, cutoff));
+  const from = cutoff === null ? cursorFor(ctx, skip, now) : null;
+  const { rows, firstDue } = ctx.db.engine === 'postgres'
+    ? await claimInOneStatement(ctx, limit, now, now + leaseMs, token, skip, room, cutoff, from)
+    : await ctx.db.tx((t) => claimStepByStep(t, limit, now, now + leaseMs, token, skip, room, cutoff, from));
+  if (skip.length > 0 && cutoff === null) cursors.set(ctx, { skip: new Set(skip), at: Math.min(firstDue ?? now, now - CURSOR_MARGIN_MS) });
+  else cursors.delete(ctx);
   // A claim often holds many deliveries to one subscription: read its row once (on
   // PostgreSQL it comes only with the first of them).
   const subs = new Map<string, { sub: Subscription; streak: number }>();
@@ -64,15 +91,16 @@ async function waitInLine(t: Db, ids: string[], claimed: Row[]): Promise<void> {
  * SQLite, one writer at a time: read a window of the oldest due deliveries, give each
  * subscription what it has room for, lease those, and load their events and subscriptions.
  */
-async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom, cutoff: number | null): Promise<Row[]> {
-  const due = await t.all<{ id: string; subscription_id: string }>(
-    `SELECT id, subscription_id FROM deliveries
-     WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})${cutoff === null ? '' : ' AND (lease_token IS NULL OR next_attempt_at <= $4)'}
+async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom, cutoff: number | null, from: number | null): Promise<Claimed> {
+  const due = await t.all<{ id: string; subscription_id: string; next_attempt_at: number }>(
+    `SELECT id, subscription_id, next_attempt_at FROM deliveries
+     WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (${t.inList('subscription_id', 3)})${cutoff === null ? '' : ' AND (lease_token IS NULL OR next_attempt_at <= $4)'}${from === null ? '' : ' AND next_attempt_at >= $4'}
      ORDER BY next_attempt_at LIMIT $2`,
     // A window no wider than the claim: reading four times as many rows to fill the rooms of
     // partly busy subscriptions cost five times as much, on every claim.
-    [now, limit, t.list(skip), ...(cutoff === null ? [] : [cutoff])],
+    [now, limit, t.list(skip), ...(cutoff === null ? [] : [cutoff]), ...(from === null ? [] : [from])],
   );
+  const firstDue = due.length > 0 ? Number(due[0]!.next_attempt_at) : null;
   const left = new Map(room.bySubscription);
   const ids: string[] = [];
   for (const d of due) {
@@ -82,7 +110,7 @@ async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: numb
     ids.push(d.id);
     if (ids.length >= limit) break;
   }
-  if (ids.length === 0) return [];
+  if (ids.length === 0) return { rows: [], firstDue };
   // The line check is made here rather than in the window, which the due index alone answers.
   const claimed = await t.all(
     `UPDATE deliveries SET next_attempt_at = $2, lease_token = $3, updated_at = $1 WHERE ${t.inList('id', 4)} AND ${FIRST_IN_LINE('deliveries')} RETURNING *`,
@@ -99,8 +127,11 @@ async function claimStepByStep(t: Db, limit: number, now: number, leaseEnd: numb
     r.sub = subs.get(r.subscription_id);
     r.tenant_number = r.sub.tenant_number;
   }
-  return claimed;
+  return { rows: claimed, firstDue };
 }
+
+/** A claim's rows, and when the first row of its window was due (null: the window was empty). */
+interface Claimed { rows: Row[]; firstDue: number | null }
 
 /**
  * The delivery columns a claim reads (rows.ts deliveryOf), named: the claim is a prepared
@@ -114,12 +145,12 @@ const CLAIMED_COLUMNS = (d: string) => ['id', 'tenant_id', 'event_id', 'subscrip
  * SKIP LOCKED passes over rows another claimer is taking; each subscription gets the rows
  * ranked within its room.
  */
-async function claimInOneStatement(ctx: StoreContext, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom, cutoff: number | null): Promise<Row[]> {
+async function claimInOneStatement(ctx: StoreContext, limit: number, now: number, leaseEnd: number, token: string, skip: string[], room: ClaimRoom, cutoff: number | null, from: number | null): Promise<Claimed> {
   const subs = [...room.bySubscription.keys()];
-  return ctx.db.relaxed.all(
+  const rows = await ctx.db.relaxed.all(
     `WITH win AS (
        SELECT id, subscription_id, next_attempt_at FROM deliveries
-       WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (subscription_id = ANY($3::text[]))${cutoff === null ? '' : ' AND (lease_token IS NULL OR next_attempt_at <= $10)'}
+       WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (subscription_id = ANY($3::text[]))${cutoff === null ? '' : ' AND (lease_token IS NULL OR next_attempt_at <= $10)'}${from === null ? '' : ' AND next_attempt_at >= $10'}
          AND ${FIRST_IN_LINE('deliveries')}
        ORDER BY next_attempt_at LIMIT $4
        FOR UPDATE SKIP LOCKED
@@ -128,16 +159,22 @@ async function claimInOneStatement(ctx: StoreContext, limit: number, now: number
               ROW_NUMBER() OVER (PARTITION BY w.subscription_id ORDER BY w.next_attempt_at) AS rn
        FROM win w LEFT JOIN unnest($6::text[], $7::int[]) AS r(sub, room) ON r.sub = w.subscription_id
      ), picked AS (
-       SELECT id FROM ranked WHERE rn <= room ORDER BY next_attempt_at LIMIT $2
+       SELECT id, next_attempt_at FROM ranked WHERE rn <= room ORDER BY next_attempt_at LIMIT $2
      ), upd AS (
-       UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id RETURNING ${CLAIMED_COLUMNS('d')}
+       UPDATE deliveries d SET next_attempt_at = $8, lease_token = $9, updated_at = $1 FROM picked WHERE d.id = picked.id
+       RETURNING ${CLAIMED_COLUMNS('d')}, picked.next_attempt_at AS due_at
      )
-     SELECT ${CLAIMED_COLUMNS('upd')}, ${claimedEventAndSubscription('upd')}, t.number AS tenant_number
+     SELECT ${CLAIMED_COLUMNS('upd')}, upd.due_at, ${claimedEventAndSubscription('upd')}, t.number AS tenant_number
      FROM upd JOIN events e ON e.id = upd.event_id JOIN subscriptions s ON s.id = upd.subscription_id JOIN tenants t ON t.id = s.tenant_id`,
     // The window is no wider than the claim: each row in it is locked, and a lock is a write.
-    [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token, ...(cutoff === null ? [] : [cutoff])],
+    [now, limit, skip, limit, room.otherwise, subs, subs.map((id) => room.bySubscription.get(id)!) as unknown as Param, leaseEnd, token,
+      ...(cutoff === null ? [] : [cutoff]), ...(from === null ? [] : [from])],
     { prepared: true },
   );
+  // Every subscription in the window has room (the full ones are left out of it), so its
+  // earliest row is picked: the earliest picked is the window's first.
+  const firstDue = rows.length > 0 ? Math.min(...rows.map((r) => Number(r.due_at))) : null;
+  return { rows, firstDue };
 }
 
 export async function nextDueAt(ctx: StoreContext): Promise<number | null> {
