@@ -12,13 +12,13 @@
 // - the rows per second drained from a backlog (rows committed at once in one transaction,
 //   from that commit until the outbox is empty, nothing else running).
 // Other scripts may import runOutboxBench (bench/run.ts: `import { runOutboxBench } from './outbox.ts'`).
-import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { publish, publishMany } from '../src/outbox/index.js';
 import { HeraldProcess } from '../test/helpers/child.ts';
 import { testEnv } from '../test/helpers/herald.ts';
+import { START_ENV, START_FLAGS } from './startScript.ts';
 
 export interface OutboxBenchOptions {
   /** The PostgreSQL both Herald and the producers use (separate schemas). */
@@ -57,8 +57,6 @@ export interface OutboxBenchResult {
 const ADMIN = 'bench-admin-token';
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const START_FLAGS: string[] = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string)
-  .split(/\s+/).filter((w) => w.startsWith('--'));
 
 async function admin(base: string, path: string, body: unknown, token = ADMIN): Promise<any> {
   const res = await fetch(base + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -102,7 +100,7 @@ export async function runOutboxBench(o: OutboxBenchOptions): Promise<OutboxBench
   let p: HeraldProcess | null = null;
   try {
     await db.query(`CREATE SCHEMA "${app}"; CREATE TABLE "${app}".orders (id bigserial PRIMARY KEY, customer text NOT NULL, total numeric NOT NULL)`);
-    p = await HeraldProcess.start({ ...env, HERALD_OUTBOX_SCHEMA: app }, [...START_FLAGS, 'src/cli.ts', 'serve']);
+    p = await HeraldProcess.start({ ...START_ENV, ...env, HERALD_OUTBOX_SCHEMA: app }, [...START_FLAGS, 'src/cli.ts', 'serve']);
     const tenant = await admin(p.url, '/admin/v1/tenants', { name: 'Bench' });
     await admin(p.url, '/api/v1/endpoints', { url: 'http://127.0.0.1:9/never-sent' }, tenant.credentials.api_token);
     const events = async () => Number((await db.query(`SELECT COUNT(*) AS n FROM "${herald}".events`)).rows[0].n);

@@ -12,6 +12,7 @@ import { freePort } from '../test/helpers/freePort.ts';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { BenchPg, procCpuSeconds, type PgCost } from './pgStats.ts';
+import { START_ENV, START_FLAGS } from './startScript.ts';
 import { nativeBody } from '../src/dialects/native/envelope.ts';
 import type { HeraldEvent } from '../src/domain/model.ts';
 import { standardSignature } from '../src/signing/signatures.ts';
@@ -47,9 +48,6 @@ const PG_URL = process.env.HERALD_BENCH_DATABASE_URL ?? 'postgres://postgres@127
 const only = args.only ? new Set(args.only.split(',')) : null;
 /** Herald processes in each scale-out step; --tiny (npm test) runs two steps to stay fast. */
 const PROCESSES = (args.processes ?? (MODE === 'tiny' ? '1,2' : '1,2,4')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
-/** The node flags in package.json's start script, so that Herald runs here as `npm start` runs it. */
-const START_FLAGS: string[] = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string)
-  .split(/\s+/).filter((w) => w.startsWith('--'));
 /** A scenario runs when --only names it, or names its family (`throughput` runs throughput-sqlite and throughput-pg). */
 const wanted = (name: string) => only === null || only.has(name) || only.has(name.split('-')[0]!);
 const now = () => performance.timeOrigin + performance.now();
@@ -128,7 +126,7 @@ class HeraldProc {
       h.schema = shared?.schema ?? newSchema();
       h.ownsSchema = shared?.owner ?? true;
     }
-    // Herald runs with the node flags of `npm start`; BENCH_HERALD_NODE_ARGS adds more,
+    // Herald runs with the node flags and variables of `npm start`; BENCH_HERALD_NODE_ARGS adds more,
     // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = [...START_FLAGS, ...(process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     const port = await freePort();
@@ -137,6 +135,7 @@ class HeraldProc {
         // Herald's settings in the harness's environment reach Herald (HERALD_SENDER_THREAD=off npm run bench).
         ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('HERALD_'))),
         PATH: process.env.PATH,
+        ...START_ENV,
         HERALD_DATA_DIR: h.dir,
         HERALD_PORT: String(port),
         HERALD_ADMIN_TOKEN: ADMIN,
