@@ -273,6 +273,9 @@ export class Dispatcher {
   }
 
   private async idle(): Promise<void> {
+    // Woken while claiming (a publish, a freed slot): the wait below would end at once, so
+    // there is nothing to ask the store for.
+    if (this.woken || !this.running) return;
     let ms = this.o.pollIntervalMs;
     // An open breaker's next probe wakes the loop. One whose turn has come already had its
     // chance in the claim just made: nothing of it is due, and it waits like the rest.
