@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { BenchHerald, BenchReceiver } from './children.ts';
+import { START_ENV, START_FLAGS } from './startScript.ts';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { DAY_MS } from '../src/domain/retention.ts';
@@ -157,10 +158,10 @@ async function prune(store: SqlStore): Promise<string> {
 
 async function throughput(engine: 'sqlite' | 'postgres', where: Record<string, string>, rx: BenchReceiver, pruning: boolean): Promise<number> {
   const h = await BenchHerald.start({
-    ...where, HERALD_ADMIN_TOKEN: ADMIN, HERALD_SECRET_KEY: SECRET_KEY,
+    ...START_ENV, ...where, HERALD_ADMIN_TOKEN: ADMIN, HERALD_SECRET_KEY: SECRET_KEY,
     HERALD_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8', HERALD_LOG_LEVEL: 'warn',
     HERALD_RETENTION_DAYS: pruning ? '30' : '0', HERALD_RETENTION_BATCH: args.batch, HERALD_RETENTION_PAUSE_MS: args['pause-ms'],
-  }, ['--max-semi-space-size=2', '--max-old-space-size=256']);
+  }, START_FLAGS);
   try {
     const call = (path: string, token: string, body: unknown) => h.call(path, token, body);
     const t = await call('/admin/v1/tenants', ADMIN, { name: 'Live' });
