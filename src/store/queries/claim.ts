@@ -17,7 +17,7 @@ import type { StoreContext } from './context.ts';
  */
 interface SkipCursor { skip: Set<string>; at: number }
 const cursors = new WeakMap<StoreContext, SkipCursor>();
-export const CURSOR_MARGIN_MS = 5000;
+const CURSOR_MARGIN_MS = 5000;
 
 /** The window's lower bound for a claim that leaves `skip` out, or null for none. */
 function cursorFor(ctx: StoreContext, skip: string[], now: number): number | null {
